@@ -1,0 +1,115 @@
+"""The one ``deepmorning`` command line.
+
+Groups are loaded lazily (``--help`` imports neither torch nor RLlib). Every user mistake ends
+as one ``error: ...`` line on stderr with exit status 2; ``--debug`` shows tracebacks instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+
+import click
+
+from deepmorning import __version__
+from deepmorning.platform.errors import DeepmorningError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+#: name -> (import path of the click command, one-line help shown by ``deepmorning --help``)
+GROUPS: dict[str, tuple[str, str]] = {
+    "info": ("deepmorning.platform.cli:info", "Show Ray version, connection, nodes and dashboard."),
+    "nas": ("deepmorning.nas.cli:nas", "Neural Architecture Search with RL (Zoph & Le 2017)."),
+    "rl": ("deepmorning.rl.cli:rl", "DQN and DDPG as custom RLlib algorithms."),
+    "tune": ("deepmorning.tuning.cli:tune", "Ray Tune studies of the papers' supervised models."),
+    "job": ("deepmorning.platform.jobs:job", "Submit and follow jobs on a Ray cluster."),
+    "cluster": ("deepmorning.platform.clusters:cluster", "Validate, start and stop Ray clusters."),
+    "results": ("deepmorning.platform.cli:results", "Show and plot run directories."),
+}
+
+
+@dataclass
+class Settings:
+    """Global options, reachable from every command as ``ctx.obj``."""
+
+    address: str | None
+    debug: bool
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(GROUPS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in GROUPS:
+            return None
+        module, _, attr = GROUPS[name][0].partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_, help_text) in GROUPS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--address",
+    envvar="RAY_ADDRESS",
+    default=None,
+    metavar="HOST:PORT",
+    help="Ray cluster to use (GCS address, or 'auto'); also read from RAY_ADDRESS. "
+    "Absent: an embedded local Ray on 127.0.0.1.",
+)
+@click.option("--debug", is_flag=True, help="Show Python tracebacks instead of one-line errors.")
+@click.version_option(__version__, prog_name="deepmorning")
+@click.pass_context
+def cli(ctx: click.Context, address: str | None, debug: bool) -> None:
+    """deepmorning: reproduce the reading group's papers on Ray, from a laptop to a GPU cluster.
+
+    \b
+    Quick start:
+      deepmorning info                       # Ray, nodes, dashboard
+      deepmorning nas search --preset quick  # the NAS search on the embedded Ray
+      deepmorning results show runs/<dir>    # what a run wrote
+    """
+    ctx.obj = Settings(address=address or None, debug=debug)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI and turn failures into one line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("DEEPMORNING_DEBUG") == "1"
+    try:
+        rv = cli.main(args=args, prog_name="deepmorning", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(0)
+    except click.UsageError as exc:
+        where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+        _fail(f"{where}{exc.format_message()}")
+    except click.ClickException as exc:  # e.g. a missing file for click.Path(exists=True)
+        _fail(exc.format_message())
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except DeepmorningError as exc:
+        if debug:
+            raise
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted; finished work is kept in the run directory", 130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if debug:
+            raise
+        _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+    if isinstance(rv, int) and rv != 0:
+        sys.exit(rv)

@@ -1,0 +1,244 @@
+"""Run directories: the on-disk contract every deepmorning job writes to.
+
+A run directory holds::
+
+    run.json          group, name, status (running | finished), timestamps, deepmorning version
+    config.json       the fully resolved configuration of the run
+    *.csv             result tables (one row per child / iteration / trial)
+    summary.json      final figures; written last, its presence marks the run finished
+    *.png             plots (``deepmorning results plot DIR`` redraws them)
+    checkpoints/      whatever the job needs to resume
+
+Re-using the directory of an unfinished run requires ``--resume``; a finished run is never
+overwritten. Writes of JSON files are atomic (write to a temporary file, then rename), so a
+killed driver leaves either the old or the new file, never half of one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepmorning import __version__
+from deepmorning.platform.errors import DeepmorningError
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
+
+
+def default_output(group: str, name: str, root: str | Path = "runs") -> Path:
+    """``runs/<group>-<name>-<timestamp>/`` relative to the working directory."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{group}-{name}-{stamp}"
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON so that readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=False, default=_json_default)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise DeepmorningError(f"{path} does not exist") from exc
+    except json.JSONDecodeError as exc:
+        msg = f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})"
+        raise DeepmorningError(msg) from exc
+
+
+@dataclass
+class RunDir:
+    """A run directory on disk; see the module docstring for its layout."""
+
+    path: Path
+
+    # -- creation -----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, group: str, name: str, config: Mapping[str, Any]) -> RunDir:
+        """Start a new run in ``path``; refuse a directory that already holds a run."""
+        run = cls(Path(path))
+        if run.exists():
+            if run.is_finished():
+                raise DeepmorningError(
+                    f"{run.path} already holds a finished run; choose another --output"
+                )
+            raise DeepmorningError(
+                f"{run.path} holds an unfinished run; continue it with --resume {run.path} "
+                "or choose another --output"
+            )
+        if run.path.exists() and any(run.path.iterdir()):
+            raise DeepmorningError(
+                f"{run.path} is not empty and is not a deepmorning run directory"
+            )
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        write_json_atomic(run.path / CONFIG_FILE, dict(config))
+        write_json_atomic(
+            run.path / RUN_FILE,
+            {
+                "group": group,
+                "name": name,
+                "status": "running",
+                "created": now,
+                "updated": now,
+                "deepmorning_version": __version__,
+            },
+        )
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """Open an existing run directory (for ``results``, ``evaluate`` and friends)."""
+        run = cls(Path(path))
+        if not run.path.is_dir():
+            raise DeepmorningError(f"run directory {run.path} does not exist")
+        if not run.exists():
+            raise DeepmorningError(f"{run.path} is not a deepmorning run directory (no {RUN_FILE})")
+        return run
+
+    @classmethod
+    def resume(cls, path: str | Path, group: str | None = None) -> RunDir:
+        """Open an unfinished run to continue it; refuse a finished one."""
+        run = cls.open(path)
+        if group is not None and run.info["group"] != group:
+            raise DeepmorningError(
+                f"{run.path} is a '{run.info['group']}' run, not a '{group}' run"
+            )
+        if run.is_finished():
+            raise DeepmorningError(f"{run.path} is already finished; nothing to resume")
+        run._update_info(status="running")
+        return run
+
+    # -- state --------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return (self.path / RUN_FILE).is_file()
+
+    def is_finished(self) -> bool:
+        return (self.path / SUMMARY_FILE).is_file()
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return read_json(self.path / RUN_FILE)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return read_json(self.path / CONFIG_FILE)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return read_json(self.path / SUMMARY_FILE)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def _update_info(self, **fields: Any) -> None:
+        info = self.info
+        info.update(fields, updated=time.time())
+        write_json_atomic(self.path / RUN_FILE, info)
+
+    # -- writing ------------------------------------------------------------------------------
+    def write_json(self, name: str, obj: Any) -> Path:
+        path = self.path / name
+        write_json_atomic(path, obj)
+        return path
+
+    def append_rows(self, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
+        """Append rows to a CSV table, writing the header when the file is new.
+
+        Columns are fixed by the first row ever written; later rows must use the same keys.
+        Each call flushes and fsyncs, so a killed driver keeps every row it reported.
+        """
+        path = self.path / name
+        rows = list(rows)
+        if not rows:
+            return path
+        new = not path.exists() or path.stat().st_size == 0
+        fieldnames = list(rows[0].keys()) if new else _csv_header(path)
+        with path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fieldnames, extrasaction="raise")
+            if new:
+                writer.writeheader()
+            for row in rows:
+                writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+            fh.flush()
+            os.fsync(fh.fileno())
+        return path
+
+    def read_table(self, name: str):  # -> pandas.DataFrame
+        import pandas as pd
+
+        path = self.path / name
+        if not path.is_file() or path.stat().st_size == 0:
+            return pd.DataFrame()
+        return pd.read_csv(path)
+
+    def tables(self) -> list[Path]:
+        return sorted(self.path.glob("*.csv"))
+
+    def plots(self) -> list[Path]:
+        return sorted(self.path.glob("*.png"))
+
+    def finish(self, summary: Mapping[str, Any]) -> Path:
+        """Write ``summary.json`` (marking the run finished)."""
+        path = self.write_json(SUMMARY_FILE, dict(summary))
+        self._update_info(status="finished")
+        return path
+
+
+def _csv_header(path: Path) -> list[str]:
+    with path.open(newline="") as fh:
+        return next(csv.reader(fh))
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def open_or_create(
+    *,
+    group: str,
+    name: str,
+    config: Mapping[str, Any],
+    output: str | Path | None,
+    resume: str | Path | None,
+) -> tuple[RunDir, bool]:
+    """The one rule every job follows for ``--output`` / ``--resume``.
+
+    Returns ``(run, resumed)``. With ``resume`` the stored configuration wins; the caller reads
+    it from ``run.config``.
+    """
+    if resume is not None:
+        if output is not None and Path(output) != Path(resume):
+            raise DeepmorningError("give either --output or --resume, not both")
+        return RunDir.resume(resume, group=group), True
+    path = Path(output) if output is not None else default_output(group, name)
+    return RunDir.create(path, group, name, config), False

@@ -1,0 +1,1 @@
+"""Ray Tune studies of the reading group's supervised models."""

@@ -1,0 +1,98 @@
+"""Shared fixtures: a real in-process Ray, a real `ray start --head` on loopback, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path | None = None,
+            ) -> CliResult:
+    """Run ``python -m deepmorning ARGS`` as a user would, in a fresh process."""
+    full_env = {**os.environ, "COLUMNS": "160", **(env or {})}
+    full_env.pop("RAY_ADDRESS", None) if "RAY_ADDRESS" not in (env or {}) else None
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepmorning", *args],
+        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """One embedded Ray for the in-process tests of the session."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False,
+                 log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@dataclass
+class RayHead:
+    address: str
+    dashboard_url: str
+    process: subprocess.Popen
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory) -> Iterator[RayHead]:
+    """A real `ray start --head --block` on loopback with free ports, torn down afterwards.
+
+    ``--block`` ties the cluster's processes to this one; stopping it stops only this cluster
+    (``ray stop`` would stop every Ray on the machine).
+    """
+    ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+    port, dash = free_port(), free_port()
+    log = tmp_path_factory.mktemp("ray-head") / "head.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [ray_bin, "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+             "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+             "--disable-usage-stats"],
+            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"ray start --head exited early:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", dash), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"ray head did not come up:\n{log.read_text()}")
+    yield RayHead(f"127.0.0.1:{port}", f"http://127.0.0.1:{dash}", proc)
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
