@@ -1,7 +1,156 @@
-"""``deepmorning nas``: placeholder until the NAS issue lands."""
+"""``deepmorning nas``: the architecture search and the final training of its best model."""
 
-from deepmorning.platform.pending import pending_group
+from __future__ import annotations
 
-nas = pending_group(
-    "nas", "Neural Architecture Search with RL (Zoph & Le 2017).", "arrives with the NAS issue"
-)
+from pathlib import Path
+from typing import Any
+
+import click
+
+from deepmorning.platform import console, runtime
+from deepmorning.platform.errors import DeepmorningError
+from deepmorning.platform.rundir import RunDir, open_or_create
+
+# flag name -> path in the config dict
+OVERRIDES: dict[str, tuple[str, ...]] = {
+    "dataset": ("dataset",),
+    "data_limit": ("data_limit",),
+    "max_children": ("max_children",),
+    "child_epochs": ("child", "epochs"),
+    "strategy": ("strategy",),
+    "seed": ("seed",),
+    "param_servers": ("param_servers",),
+    "controllers": ("controllers",),
+    "children_per_controller": ("children_per_controller",),
+    "gpus_per_child": ("gpus_per_child",),
+    "cpus_per_child": ("cpus_per_child",),
+    "apply_every": ("apply_every",),
+    "baseline_decay": ("controller", "baseline_decay"),
+    "entropy_weight": ("controller", "entropy_weight"),
+    "trainer": ("child", "trainer"),
+}
+
+
+@click.group()
+def nas() -> None:
+    """Neural Architecture Search with RL (Zoph & Le, ICLR 2017) on Ray.
+
+    An LSTM controller samples CNN architectures and learns from the children's validation
+    accuracy with REINFORCE, in the paper's layout: S parameter-server shards, K controller
+    replicas, m children each, children trained in parallel as Ray tasks.
+    """
+
+
+@nas.command("search")
+@click.option("--preset", default="quick", show_default=True,
+              help="'quick' (digits, a few minutes on a laptop) or 'paper' (Sec. 4.1 values).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="JSON/YAML file overriding preset values (same keys as config.json).")
+@click.option("--dataset", help="digits | cifar10:PATH | mnist:PATH")
+@click.option("--data-limit", type=click.IntRange(min=1), help="Cap training examples.")
+@click.option("--max-children", type=click.IntRange(min=1), help="Architectures to train.")
+@click.option("--child-epochs", type=click.IntRange(min=1), help="Epochs per child.")
+@click.option("--strategy", type=click.Choice(["rl", "random"]),
+              help="'rl' (the controller) or 'random' (the paper's control).")
+@click.option("--seed", type=int)
+@click.option("--param-servers", "-S", type=click.IntRange(min=1), help="Shards S (paper 20).")
+@click.option("--controllers", "-K", type=click.IntRange(min=1), help="Replicas K (paper 100).")
+@click.option("--children-per-controller", "-m", type=click.IntRange(min=1),
+              help="Children per replica m (paper 8).")
+@click.option("--gpus-per-child", type=click.FloatRange(min=0), help="Fractions allowed.")
+@click.option("--cpus-per-child", type=click.FloatRange(min=0))
+@click.option("--apply-every", type=click.IntRange(min=1),
+              help="Servers apply an update after this many gradients (paper PTB: 10).")
+@click.option("--predict-strides", is_flag=True, default=None,
+              help="Let the controller pick strides from {1,2,3} (the paper's variant).")
+@click.option("--baseline-decay", type=click.FloatRange(min=0, max=1, max_open=True))
+@click.option("--entropy-weight", type=click.FloatRange(min=0))
+@click.option("--trainer", hidden=True, help="torch | synthetic | sleep:S | fail:N (testing).")
+@click.option("--output", type=click.Path(path_type=Path), help="Run directory to create.")
+@click.option("--resume", type=click.Path(path_type=Path), help="Continue an unfinished run.")
+@click.pass_obj
+def search_cmd(settings, preset: str, config_file: Path | None, predict_strides: bool | None,
+               output: Path | None, resume: Path | None, **flags: Any) -> None:
+    """Search CNN architectures; writes history.csv, best.json, summary.json and plots."""
+    from deepmorning.nas.config import NASConfig, load_config
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    if resume is not None:
+        run = RunDir.resume(resume, group="nas")
+        stored = run.config
+        if given.keys() - {"max_children"}:
+            console.warn("resuming uses the run's stored configuration; only --max-children "
+                         "may change")
+        if "max_children" in given:
+            stored["max_children"] = given["max_children"]
+            run.write_json("config.json", stored)
+        cfg = NASConfig.from_dict(stored)
+        resumed = True
+    else:
+        cfg_dict = load_config(preset, config_file).to_dict()
+        for key, value in given.items():
+            _set(cfg_dict, OVERRIDES[key], value)
+        if predict_strides:
+            cfg_dict["space"]["strides"] = [1, 2, 3]
+        cfg = NASConfig.from_dict(cfg_dict)
+        if cfg.child.trainer == "torch":
+            from deepmorning.nas.data import parse_dataset_spec
+
+            parse_dataset_spec(cfg.dataset)  # a bad spec fails before Ray starts
+        run, resumed = open_or_create(group="nas", name=f"search-{cfg.strategy}",
+                                      config=cfg.to_dict(), output=output, resume=None)
+    conn = runtime.connect(settings.address)
+    try:
+        _check_resources(cfg, conn)
+        console.console.print(
+            f"NAS {'resuming' if resumed else 'starting'}: {run.path}  "
+            f"(S={cfg.param_servers} K={cfg.controllers} m={cfg.children_per_controller}, "
+            f"{cfg.max_children} children, {cfg.strategy})"
+        )
+        if conn.dashboard_url:
+            console.console.print(f"Ray dashboard: {conn.dashboard_url}")
+        from deepmorning.nas.search import search
+
+        search(cfg, run, resumed)
+    finally:
+        runtime.shutdown()
+
+
+def _set(cfg: dict, path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        cfg = cfg[key]
+    cfg[path[-1]] = value
+
+
+def _check_resources(cfg, conn: runtime.Connection) -> None:
+    if cfg.gpus_per_child > 0 and conn.total_gpus == 0:
+        raise DeepmorningError(
+            f"children ask for {cfg.gpus_per_child} GPU each but the Ray cluster has no GPU; "
+            "pass --gpus-per-child 0 or use a GPU cluster"
+        )
+    if cfg.cpus_per_child > conn.total_cpus:
+        raise DeepmorningError(
+            f"children ask for {cfg.cpus_per_child} CPUs each but the cluster has "
+            f"{conn.total_cpus:g}"
+        )
+
+
+@nas.command("train")
+@click.argument("search_dir", type=click.Path(path_type=Path))
+@click.option("--epochs", type=click.IntRange(min=1),
+              help="Training epochs (default: 4x the search's child epochs).")
+@click.option("--output", type=click.Path(path_type=Path),
+              help="Run directory (default: SEARCH_DIR/final).")
+@click.pass_obj
+def train_cmd(settings, search_dir: Path, epochs: int | None, output: Path | None) -> None:
+    """Retrain the best architecture of a search for longer and report test accuracy."""
+    from deepmorning.nas.final import train_best
+
+    source = RunDir.open(search_dir)
+    if source.info["group"] != "nas" or not (source.path / "best.json").is_file():
+        raise DeepmorningError(f"{search_dir} is not a finished NAS search (no best.json)")
+    conn = runtime.connect(settings.address)
+    try:
+        train_best(source, epochs=epochs, output=output, gpus=conn.total_gpus > 0)
+    finally:
+        runtime.shutdown()

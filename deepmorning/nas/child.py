@@ -1,0 +1,194 @@
+"""Child networks of Zoph & Le (ICLR 2017): built from an architecture, trained for a reward.
+
+Building rules (Sec. 3.3): each layer is conv -> batch norm -> ReLU (Sec. 4.1); a layer with
+several inputs concatenates them on depth, zero-padding smaller maps to the largest; a layer
+with no input takes the image; every layer no later layer uses is concatenated (zero-padded)
+before the classifier. The classifier is global average pooling and a linear layer (the paper
+does not specify it).
+
+Training (Sec. 4.1): momentum 0.9 with Nesterov, learning rate 0.1, weight decay 1e-4; the
+reward is the maximum validation accuracy of the last 5 epochs, cubed.
+
+Besides the real trainer (``torch``) this module has synthetic ones for tests and
+benchmarks: ``synthetic`` (reward = share of layers with filter height 3, no training),
+``sleep:SECONDS`` (a fixed-time child) and ``fail:N`` (child ids divisible by N raise).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from deepmorning.nas.space import Architecture
+
+
+def _pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    return F.pad(x, (0, width - x.shape[-1], 0, height - x.shape[-2]))
+
+
+def concat_padded(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate feature maps on depth, zero-padding each to the largest height and width."""
+    if len(tensors) == 1:
+        return tensors[0]
+    height = max(t.shape[-2] for t in tensors)
+    width = max(t.shape[-1] for t in tensors)
+    return torch.cat([_pad_to(t, height, width) for t in tensors], dim=1)
+
+
+class ChildNet(nn.Module):
+    def __init__(self, arch: Architecture, input_shape: tuple[int, int, int], num_classes: int):
+        super().__init__()
+        self.arch = arch
+        channels_in, _, _ = input_shape
+        out_channels: list[int] = []
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        for layer in arch.layers:
+            cin = sum(out_channels[j] for j in layer.inputs) if layer.inputs else channels_in
+            self.convs.append(
+                nn.Conv2d(
+                    cin,
+                    layer.num_filters,
+                    kernel_size=(layer.filter_height, layer.filter_width),
+                    stride=layer.stride,
+                    padding=(layer.filter_height // 2, layer.filter_width // 2),
+                    bias=False,
+                )
+            )
+            self.norms.append(nn.BatchNorm2d(layer.num_filters))
+            out_channels.append(layer.num_filters)
+        used = {j for layer in arch.layers for j in layer.inputs}
+        self.unused = [i for i in range(len(arch.layers)) if i not in used]
+        self.classifier = nn.Linear(sum(out_channels[i] for i in self.unused), num_classes)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        outputs: list[torch.Tensor] = []
+        for layer, conv, norm in zip(self.arch.layers, self.convs, self.norms, strict=True):
+            x = concat_padded([outputs[j] for j in layer.inputs]) if layer.inputs else image
+            outputs.append(F.relu(norm(conv(x))))
+        features = concat_padded([outputs[i] for i in self.unused])
+        return self.classifier(features.mean(dim=(-2, -1)))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@dataclass
+class ChildConfig:
+    """How one child is trained (paper values: Sec. 4.1)."""
+
+    epochs: int = 50
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    reward_window: int = 5  # max validation accuracy over the last 5 epochs ...
+    reward_power: float = 3.0  # ... cubed
+    threads: int = 1  # torch threads per child (one per CPU the child asks Ray for)
+    trainer: str = "torch"
+    seed: int = 0
+
+
+def _tensors(x: np.ndarray, y: np.ndarray, device: torch.device):
+    return torch.tensor(np.asarray(x), device=device), torch.tensor(np.asarray(y), device=device)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, len(x), batch):
+        correct += (model(x[start:start + batch]).argmax(-1) == y[start:start + batch]).sum()
+    return float(correct) / max(1, len(x))
+
+
+def fit(arch: Architecture, data: Any, cfg: ChildConfig, *, test: bool = False,
+        progress=None) -> dict[str, Any]:
+    """Train a child on ``data`` (a :class:`deepmorning.nas.data.Splits`) and score it."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(max(1, cfg.threads))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = ChildNet(arch, data.input_shape, data.num_classes).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+                          weight_decay=cfg.weight_decay)
+    x_train, y_train = _tensors(data.x_train, data.y_train, device)
+    x_val, y_val = _tensors(data.x_val, data.y_val, device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    val_curve: list[float] = []
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = torch.randperm(len(x_train), generator=gen).to(device)
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            if len(idx) < 2:  # batch norm needs two examples
+                continue
+            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        val_curve.append(accuracy(model, x_val, y_val))
+        if progress is not None:
+            progress(epoch + 1, val_curve[-1])
+    val_acc = max(val_curve[-cfg.reward_window:]) if val_curve else 0.0
+    result = {
+        "val_acc": val_acc,
+        "reward": val_acc ** cfg.reward_power,
+        "val_curve": val_curve,
+        "params": count_parameters(model),
+    }
+    if test:
+        x_test, y_test = _tensors(data.x_test, data.y_test, device)
+        result["test_acc"] = accuracy(model, x_test, y_test)
+    return result
+
+
+def synthetic_reward(arch: Architecture) -> float:
+    """Share of layers whose filter height is 3: a reward the controller can learn quickly."""
+    return sum(layer.filter_height == 3 for layer in arch.layers) / max(1, len(arch))
+
+
+def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig) -> dict[str, Any]:
+    """Train (or simulate) one child; the body of the Ray task the search fans out."""
+    start = time.time()
+    arch = Architecture.from_dict(arch_dict)
+    kind, _, arg = cfg.trainer.partition(":")
+    if kind == "torch":
+        result = fit(arch, data, ChildConfig(**{**cfg.__dict__, "seed": cfg.seed + child_id}))
+    elif kind == "synthetic":
+        acc = synthetic_reward(arch)
+        result = {"val_acc": acc, "reward": acc, "params": 0}
+    elif kind == "sleep":
+        time.sleep(float(arg or 1.0))
+        acc = synthetic_reward(arch)
+        result = {"val_acc": acc, "reward": acc, "params": 0}
+    elif kind == "fail":
+        if child_id % int(arg or 3) == 0:
+            raise RuntimeError(f"child {child_id} failed on purpose (trainer {cfg.trainer})")
+        acc = synthetic_reward(arch)
+        result = {"val_acc": acc, "reward": acc, "params": 0}
+    else:
+        raise ValueError(f"unknown child trainer '{cfg.trainer}'")
+    result["seconds"] = time.time() - start
+    result["node"] = socket.gethostname() + f"/{os.getpid()}"
+    result.pop("val_curve", None)
+    return result
+
+
+TRAINERS = ("torch", "synthetic", "sleep:SECONDS", "fail:N")
+
+
+def check_trainer(spec: str) -> None:
+    kind, _, arg = spec.partition(":")
+    if kind not in {"torch", "synthetic", "sleep", "fail"}:
+        raise ValueError(f"unknown trainer '{spec}' (choose from {', '.join(TRAINERS)})")
+    if kind in {"sleep", "fail"} and arg:
+        float(arg)

@@ -1,0 +1,161 @@
+"""The CNN search space of Zoph & Le (ICLR 2017), Sec. 3.1-3.3 and 4.1.
+
+Per layer the controller picks a filter height, a filter width, a number of filters, optionally a
+stride, and (Sec. 3.3, anchor points) which earlier layers feed this one. An
+:class:`Architecture` is plain data: it serializes to JSON and prints as one line, e.g.::
+
+    L0 3x5x36 | L1 7x1x24 <-[0] | L2 5x5x48 s2 <-[0,1]
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+# Token types the controller emits for one layer, in order (Fig. 2 of the paper, with the
+# stride after the filter shape when it is searched and the anchor point last).
+FILTER_HEIGHT = "filter_height"
+FILTER_WIDTH = "filter_width"
+NUM_FILTERS = "num_filters"
+STRIDE = "stride"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Choices per layer and the depth schedule (paper values are the defaults, Sec. 4.1)."""
+
+    filter_heights: tuple[int, ...] = (1, 3, 5, 7)
+    filter_widths: tuple[int, ...] = (1, 3, 5, 7)
+    num_filters: tuple[int, ...] = (24, 36, 48, 64)
+    # () = stride fixed at 1 (the paper's first CIFAR-10 space); (1, 2, 3) = predicted strides.
+    strides: tuple[int, ...] = ()
+    skip_connections: bool = True
+    # Depth schedule: start at 6 layers, +2 every 1,600 sampled architectures (Sec. 4.1).
+    layers_start: int = 6
+    layers_step: int = 2
+    layers_every: int = 1600
+    layers_max: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("filter_heights", "filter_widths", "num_filters"):
+            values = getattr(self, name)
+            if not values or any(int(v) < 1 for v in values):
+                raise ValueError(f"{name} must be a non-empty list of positive integers")
+        if any(int(s) < 1 for s in self.strides):
+            raise ValueError("strides must be positive integers")
+        if self.layers_start < 1 or self.layers_every < 1 or self.layers_step < 0:
+            raise ValueError("the depth schedule needs layers_start >= 1 and layers_every >= 1")
+
+    def token_choices(self) -> list[tuple[str, tuple[int, ...]]]:
+        """The per-layer tokens in emission order, with their vocabularies."""
+        tokens = [(FILTER_HEIGHT, self.filter_heights), (FILTER_WIDTH, self.filter_widths)]
+        if self.strides:
+            tokens.append((STRIDE, self.strides))
+        tokens.append((NUM_FILTERS, self.num_filters))
+        return tokens
+
+    def num_layers(self, sample_index: int) -> int:
+        """Depth for the ``sample_index``-th sampled architecture (0-based)."""
+        depth = self.layers_start + self.layers_step * (sample_index // self.layers_every)
+        return min(depth, self.layers_max) if self.layers_max else depth
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SearchSpace:
+        tupled = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**tupled)
+
+
+@dataclass(frozen=True)
+class Layer:
+    filter_height: int
+    filter_width: int
+    num_filters: int
+    stride: int = 1
+    inputs: tuple[int, ...] = ()  # indices of earlier layers; () means the image
+
+
+@dataclass(frozen=True)
+class Architecture:
+    layers: tuple[Layer, ...] = field(default_factory=tuple)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def to_dict(self) -> dict:
+        return {"layers": [asdict(layer) | {"inputs": list(layer.inputs)} for layer in self.layers]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Architecture:
+        layers = []
+        for i, raw in enumerate(data["layers"]):
+            inputs = tuple(int(j) for j in raw.get("inputs", ()))
+            if any(j < 0 or j >= i for j in inputs):
+                raise ValueError(f"layer {i} takes input from a layer that does not precede it")
+            layers.append(
+                Layer(
+                    filter_height=int(raw["filter_height"]),
+                    filter_width=int(raw["filter_width"]),
+                    num_filters=int(raw["num_filters"]),
+                    stride=int(raw.get("stride", 1)),
+                    inputs=inputs,
+                )
+            )
+        return cls(tuple(layers))
+
+    @classmethod
+    def from_json(cls, text: str) -> Architecture:
+        return cls.from_dict(json.loads(text))
+
+    def summary(self) -> str:
+        parts = []
+        for i, layer in enumerate(self.layers):
+            text = f"L{i} {layer.filter_height}x{layer.filter_width}x{layer.num_filters}"
+            if layer.stride != 1:
+                text += f" s{layer.stride}"
+            if layer.inputs:
+                text += " <-[" + ",".join(map(str, layer.inputs)) + "]"
+            parts.append(text)
+        return " | ".join(parts)
+
+    def is_valid(self, space: SearchSpace) -> bool:
+        for i, layer in enumerate(self.layers):
+            if layer.filter_height not in space.filter_heights:
+                return False
+            if layer.filter_width not in space.filter_widths:
+                return False
+            if layer.num_filters not in space.num_filters:
+                return False
+            if layer.stride not in (space.strides or (1,)):
+                return False
+            if any(j < 0 or j >= i for j in layer.inputs):
+                return False
+            if layer.inputs and not space.skip_connections:
+                return False
+        return True
+
+
+def sample_uniform(space: SearchSpace, num_layers: int, rng: random.Random) -> Architecture:
+    """The paper's random-search control: every token uniform, every connection p = 0.5."""
+    layers = []
+    for i in range(num_layers):
+        inputs: Sequence[int] = ()
+        if space.skip_connections:
+            inputs = tuple(j for j in range(i) if rng.random() < 0.5)
+        layers.append(
+            Layer(
+                filter_height=rng.choice(space.filter_heights),
+                filter_width=rng.choice(space.filter_widths),
+                num_filters=rng.choice(space.num_filters),
+                stride=rng.choice(space.strides) if space.strides else 1,
+                inputs=tuple(inputs),
+            )
+        )
+    return Architecture(tuple(layers))
