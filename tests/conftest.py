@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The models under test are tiny; on a 2-core CI machine extra intra-op threads only thrash.
+torch.set_num_threads(1)
 
 
 def free_port() -> int:
@@ -48,7 +52,7 @@ def ray_local() -> Iterator[None]:
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False,
+        ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False,
                  log_to_driver=False)
     yield
     ray.shutdown()

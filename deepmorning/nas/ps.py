@@ -57,6 +57,7 @@ class ParameterServer:
 
     def __init__(self, shard_id: int, params: dict[str, np.ndarray], lr: float,
                  apply_every: int = 1) -> None:
+        torch.set_num_threads(1)
         self.shard_id = shard_id
         self.params = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
         self.optimizer = torch.optim.Adam(list(self.params.values()), lr=lr)
@@ -110,6 +111,7 @@ class ControllerReplica:
 
     def __init__(self, replica_id: int, space: dict, cfg: dict, shard_actor_names: list[str],
                  names: list[list[str]], strategy: str, seed: int) -> None:
+        torch.set_num_threads(1)  # a 35-unit LSTM: more threads only fight over the CPUs
         self.replica_id = replica_id
         self.space = SearchSpace.from_dict(space)
         self.cfg = ControllerConfig(**cfg)

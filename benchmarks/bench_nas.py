@@ -1,0 +1,118 @@
+"""NAS benchmarks (not timed tests): run with ``pytest benchmarks/bench_nas.py -m benchmark -s``
+or ``python benchmarks/bench_nas.py [rl-vs-random|overhead] …``.
+
+1. **RL vs random search** (Zoph & Le's control, Sec. 4.1) on digits at equal budget over
+   several seeds: best and mean-of-top-5 validation accuracy side by side, and their ratio.
+2. **Orchestration overhead**: a synthetic child that sleeps a fixed time, 1 -> 64 concurrent
+   children (K x m) on a local Ray with that many logical CPUs: children/hour against the ideal
+   (workers / child time), and the share of wall time spent outside child training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import ray
+
+from deepmorning.nas.config import NASConfig, quick
+from deepmorning.nas.search import Search, search
+from deepmorning.platform.console import print_table
+from deepmorning.platform.rundir import RunDir
+
+
+def _config(**overrides) -> NASConfig:
+    cfg = quick().to_dict()
+    child = overrides.pop("child", {})
+    cfg.update(overrides)
+    cfg["child"].update(child)
+    return NASConfig.from_dict(cfg)
+
+
+def rl_vs_random(seeds: int = 3, children: int = 24, epochs: int = 6) -> list[dict]:
+    rows = []
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for seed in range(seeds):
+                for strategy in ("rl", "random"):
+                    cfg = _config(strategy=strategy, seed=seed, max_children=children,
+                                  child={"epochs": epochs})
+                    run = RunDir.create(Path(tmp) / f"{strategy}-{seed}", "nas", "bench",
+                                        cfg.to_dict())
+                    s = search(cfg, run, resumed=False)
+                    rows.append({"seed": seed, "strategy": strategy,
+                                 "best_val_acc": s["best_val_acc"],
+                                 "top5_mean_val_acc": s["top5_mean_val_acc"],
+                                 "wall_s": s["wall_seconds"]})
+    finally:
+        ray.shutdown()
+    print_table("RL vs random search (digits, equal budget)", rows)
+    summary = []
+    for metric in ("best_val_acc", "top5_mean_val_acc"):
+        rl = statistics.mean(r[metric] for r in rows if r["strategy"] == "rl")
+        rnd = statistics.mean(r[metric] for r in rows if r["strategy"] == "random")
+        summary.append({"metric": metric, "rl": rl, "random": rnd, "rl/random": rl / rnd})
+    print_table(f"mean over {seeds} seeds, {children} children each", summary)
+    return summary
+
+
+def overhead(levels: tuple[int, ...] = (1, 4, 16, 64), child_seconds: float = 2.0,
+             rounds: int = 3) -> list[dict]:
+    rows = []
+    for level in levels:
+        k = max(1, int(level ** 0.5))
+        m = level // k
+        ray.init(address="local", num_cpus=level, include_dashboard=False, log_to_driver=False)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                cfg = _config(controllers=k, children_per_controller=m,
+                              max_children=level * rounds, param_servers=2,
+                              child={"trainer": f"sleep:{child_seconds}"})
+                run = RunDir.create(Path(tmp) / "run", "nas", "bench", cfg.to_dict())
+                start = time.time()
+                Search(cfg, run, resumed=False).run_search()
+                wall = time.time() - start
+                hist = run.read_table("history.csv")
+        finally:
+            ray.shutdown()
+        per_hour = len(hist) / wall * 3600
+        ideal = level / child_seconds * 3600
+        rows.append({
+            "concurrent": level, "K": k, "m": m, "children": len(hist),
+            "children_per_hour": round(per_hour), "ideal_per_hour": round(ideal),
+            "ratio_to_ideal": round(per_hour / ideal, 3),
+            "outside_training_share": round(1 - hist["seconds"].sum() / (wall * level), 3),
+        })
+    print_table(f"orchestration overhead (child = sleep {child_seconds}s)", rows)
+    return rows
+
+
+@pytest.mark.benchmark
+def test_rl_vs_random_search():
+    summary = rl_vs_random()
+    assert all(row["rl"] > 0 for row in summary)
+
+
+@pytest.mark.benchmark
+def test_orchestration_overhead():
+    rows = overhead()
+    assert all(0 < row["ratio_to_ideal"] <= 1.05 for row in rows)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", choices=["rl-vs-random", "overhead"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--children", type=int, default=24)
+    parser.add_argument("--levels", default="1,4,16,64")
+    parser.add_argument("--child-seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    if args.which == "rl-vs-random":
+        rl_vs_random(args.seeds, args.children)
+    else:
+        overhead(tuple(int(x) for x in args.levels.split(",")), args.child_seconds)
