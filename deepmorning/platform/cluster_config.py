@@ -67,7 +67,8 @@ def validate_file(path: Path) -> tuple[list[str], list[str]]:
         kind = kind_of(doc)
         if kind == "kuberay":
             problems += validate_kuberay(doc)
-            described.append(f"KubeRay {doc.get('kind')} '{_get(doc, 'metadata', 'name')}'")
+            family = "KubeRay" if doc.get("kind") in KUBERAY_KINDS else "Kubernetes"
+            described.append(f"{family} {doc.get('kind')} '{_get(doc, 'metadata', 'name')}'")
         elif kind == "grafana":
             problems += validate_grafana(doc)
             described.append(f"Grafana dashboard '{doc.get('title')}'")
@@ -250,7 +251,9 @@ def validate_kuberay(doc: Mapping[str, Any]) -> list[str]:
     kind = doc.get("kind")
     problems = []
     if not str(doc.get("apiVersion", "")).startswith("ray.io/"):
-        problems.append(f"apiVersion: expected ray.io/v1, got '{doc.get('apiVersion')}'")
+        if kind in KUBERAY_KINDS:
+            return [f"apiVersion: expected ray.io/v1, got '{doc.get('apiVersion')}'"]
+        return validate_kubernetes(doc)
     if kind not in KUBERAY_KINDS:
         return [*problems, f"kind: expected one of {', '.join(KUBERAY_KINDS)}, got '{kind}'"]
     if not _get(doc, "metadata", "name"):
@@ -270,6 +273,16 @@ def validate_kuberay(doc: Mapping[str, Any]) -> list[str]:
                             "clusterSelector (an existing RayCluster)")
     else:
         problems += _check_ray_cluster_spec(spec.get("rayClusterConfig"), "spec.rayClusterConfig")
+    return problems
+
+
+def validate_kubernetes(doc: Mapping[str, Any]) -> list[str]:
+    """A plain Kubernetes object next to the KubeRay ones (e.g. the shared-storage claim)."""
+    problems = [] if _get(doc, "metadata", "name") else ["metadata.name: missing"]
+    if doc.get("kind") == "PersistentVolumeClaim":
+        modes = _get(doc, "spec", "accessModes") or []
+        if "ReadWriteMany" not in modes:
+            problems.append("spec.accessModes: a claim shared by all Ray pods needs ReadWriteMany")
     return problems
 
 

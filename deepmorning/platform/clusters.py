@@ -312,6 +312,7 @@ def selftest(settings: Any, duration: float, output: str | None, run_name: str |
     conn = runtime.connect(getattr(settings, "address", None))
     try:
         click.echo(f"dashboard: {conn.dashboard_url or '(not running)'}")
+        click.echo(f"driver python: {sys.executable}")
         rows = st.probe_nodes()
         console.print_table("nodes", rows, ["ip", "hostname", "python", "ray", "gpus"])
         if output is not None:

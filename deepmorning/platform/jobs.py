@@ -232,6 +232,8 @@ def follow(client: Any, address: str, job_id: str, *, show_logs: bool = True,
                     report_pending(job_id, info, logs, waited)
                     warned = True
                 if pending_timeout_s is not None and waited >= pending_timeout_s:
+                    if not warned:
+                        report_pending(job_id, info, logs, waited)
                     raise JobFailed(
                         f"job {job_id} is still PENDING after {waited:.0f}s "
                         f"({info.message or 'no message from Ray'}); it was left as it is: "
