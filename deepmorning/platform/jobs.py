@@ -185,6 +185,18 @@ def _call(address: str, job_id: str | None, fn: Callable[[], Any]) -> Any:
         raise DeepmorningError(f"lost the Ray cluster at {address}: {_first_line(exc)}") from None
 
 
+def _submit_with_retry(address: str, submit: Callable[[], str], wait_s: float = 90.0) -> str:
+    """Submit, retrying while a just-started head has no job agent yet (Ray answers 500)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return _call(address, None, submit)
+        except DeepmorningError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(2.0)
+
+
 # -- following a job ------------------------------------------------------------------------------
 def _status(info: Any) -> str:
     return str(getattr(info.status, "value", info.status))
@@ -312,7 +324,7 @@ def submit(ctx: click.Context, job_address: str | None, working_dir: str | None,
     client, address = _client(ctx, job_address)
     runtime_env = {"working_dir": working_dir} if working_dir else None
     shown = "deepmorning " + " ".join(shlex.quote(a) for a in command if a != "deepmorning")
-    job_id = _call(address, None, lambda: client.submit_job(
+    job_id = _submit_with_retry(address, lambda: client.submit_job(
         entrypoint=entrypoint,
         runtime_env=runtime_env,
         entrypoint_num_gpus=gpus,
@@ -393,6 +405,11 @@ def stop(ctx: click.Context, job_address: str | None, timeout: float, job_id: st
             click.echo(f"job {job_id} {state}")
             return
         time.sleep(POLL_S)
+    if state == "PENDING":
+        raise JobFailed(
+            f"job {job_id} is still PENDING: Ray stops it once its supervisor starts, and fails "
+            "it by itself after RAY_JOB_START_TIMEOUT_SECONDS (default 900s) of waiting"
+        )
     raise JobFailed(f"job {job_id} was asked to stop but is still {state} after {timeout:.0f}s")
 
 
