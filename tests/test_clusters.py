@@ -175,6 +175,28 @@ def test_preflight_names_the_unreachable_host_instead_of_hanging(tmp_path):
     assert "$ " not in res.stderr  # `ray up` never ran
 
 
+def test_a_missing_token_to_copy_is_named_before_anything_runs(tmp_path):
+    config = _aws()
+    config["file_mounts"]["~/.ray/auth_token"] = str(tmp_path / "no-token")
+    res = run_cli("cluster", "up", str(_write(tmp_path, "aws.yaml", config)), "--yes")
+    line = error_lines(res.stderr)
+    assert res.returncode != 0 and len(line) == 1 and "ray get-auth-token --generate" in line[0]
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["up", "clusters/kuberay/raycluster.yaml"], "kubectl apply"),
+        (["dashboard", "no-such-cluster"], "no cluster config 'no-such-cluster'"),
+        (["down", "kuberay/rayjob.yaml", "--yes"], "kubectl apply"),
+    ],
+)
+def test_wrappers_refuse_what_ray_cannot_use_in_one_line(args, fragment):
+    res = run_cli("cluster", *args, cwd=REPO)
+    lines = error_lines(res.stderr)
+    assert res.returncode != 0 and len(lines) == 1 and fragment in lines[0], res.stderr
+
+
 def test_preflight_skips_cloud_providers():
     assert clusters.preflight(_aws()) == []
 

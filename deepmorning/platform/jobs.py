@@ -125,7 +125,8 @@ def connect_jobs(address: str) -> Any:
     except OSError as exc:
         raise DeepmorningError(
             f"cannot reach a Ray dashboard at {address} ({exc.strerror or type(exc).__name__}); "
-            "start the cluster, or forward its port with `deepmorning cluster dashboard CONFIG`"
+            "start the cluster, forward its port with `deepmorning cluster dashboard CONFIG`, "
+            "or give its dashboard URL with `deepmorning job … --address http://HOST:PORT`"
         ) from None
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
