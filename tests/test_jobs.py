@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, free_port, run_cli
 
-PENDING_LIMIT_S = 25  # Ray fails a job whose supervisor cannot start within this
+PENDING_LIMIT_S = 40  # Ray fails a job whose supervisor cannot start within this
 
 
 @dataclass
@@ -63,6 +63,12 @@ def jobs_head() -> Iterator[JobsHead]:
             [str(Path(sys.executable).parent / "python"), ray_bin, "start", "--head", "--block",
              f"--port={port}", "--num-cpus=2", "--num-gpus=0", "--dashboard-host=127.0.0.1",
              f"--dashboard-port={dash}", f"--metrics-export-port={metrics}",
+             # Other Ray clusters on this machine hold the default agent ports (52365, ...);
+             # a head whose job agent cannot bind accepts no jobs.
+             f"--dashboard-agent-listen-port={free_port()}",
+             f"--dashboard-agent-grpc-port={free_port()}",
+             f"--runtime-env-agent-port={free_port()}",
+             f"--ray-client-server-port={free_port()}",
              f"--temp-dir={temp_dir}", "--disable-usage-stats"],
             stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env=_head_env(),
         )
@@ -143,6 +149,16 @@ def test_tiny_real_job_runs_with_the_cluster_interpreter(jobs_head, tmp_path):
     assert job_id in listed.stdout and "deepmorning cluster selftest" in listed.stdout
 
 
+def test_working_dir_is_uploaded_and_is_the_jobs_cwd(jobs_head, tmp_path):
+    from deepmorning.platform.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "wd", "nas", "upload", {"seed": 1})
+    run.finish({"marker": "uploaded-run-4711"})
+    res = job(jobs_head, "submit", "--working-dir", str(run.path), "--", "results", "show", ".")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "uploaded-run-4711" in res.stdout
+
+
 def test_failing_job_exits_non_zero_with_one_line(jobs_head):
     res = job(jobs_head, "submit", "--", "results", "show", "/nonexistent/run")
     line = one_error(res)
@@ -184,7 +200,7 @@ def test_long_job_exports_metrics_and_stops(jobs_head):
 
 
 def test_job_stuck_pending_is_reported_with_its_setup_log(jobs_head):
-    """No node has a GPU: the job waits for one until Ray's start timeout (25 s here)."""
+    """No node has a GPU: the job waits for one until Ray's start timeout (PENDING_LIMIT_S)."""
     res = job(jobs_head, "submit", "--gpus", "1", "--pending-timeout", "5", "--", "info")
     line = one_error(res)
     assert "PENDING" in line and "deepmorning job stop" in line

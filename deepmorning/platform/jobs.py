@@ -193,8 +193,14 @@ def _submit_with_retry(address: str, submit: Callable[[], str], wait_s: float = 
         try:
             return _call(address, None, submit)
         except DeepmorningError as exc:
-            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+            if "No available agent" not in str(exc):
                 raise
+            if time.monotonic() > deadline:
+                raise DeepmorningError(
+                    f"the Ray cluster at {address} has no job agent answering after "
+                    f"{wait_s:.0f}s; if another Ray runs on the head machine, it may hold the "
+                    "agent's port: start the head with --dashboard-agent-listen-port=FREE_PORT"
+                ) from None
         time.sleep(2.0)
 
 
