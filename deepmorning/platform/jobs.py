@@ -272,9 +272,15 @@ def finish(client: Any, address: str, job_id: str, status: str) -> None:
         click.echo(f"job {job_id} SUCCEEDED")
         return
     info = _call(address, job_id, lambda: client.get_job_info(job_id))
-    why = f": {_first_line(Exception(info.message)).split(', last available logs')[0]}" if (
-        info.message) else ""
-    raise JobFailed(f"job {job_id} {status}{why}")
+    raise JobFailed(f"job {job_id} {status}{_reason(info.message)}")
+
+
+def _reason(message: str | None) -> str:
+    """``": <first line of Ray's message>"`` without the log tail Ray appends, or ``""``."""
+    if not message or not message.strip():
+        return ""
+    first = message.strip().splitlines()[0].split(", last available logs")[0]
+    return f": {first.rstrip('.:')}"
 
 
 # -- commands -------------------------------------------------------------------------------------
