@@ -289,8 +289,8 @@ ADDRESS_OPTION = click.option(
     "job_address",
     default=None,
     metavar="URL",
-    help="Dashboard URL of the cluster (default: derived from the global --address / "
-    f"RAY_ADDRESS, else RAY_API_SERVER_ADDRESS, else {DEFAULT_JOBS_ADDRESS}).",
+    help="Dashboard URL of the cluster (default: RAY_API_SERVER_ADDRESS, else derived from "
+    f"the global --address / RAY_ADDRESS, else {DEFAULT_JOBS_ADDRESS}).",
 )
 
 
