@@ -1,7 +1,325 @@
-"""``deepmorning cluster``: placeholder until the clusters/jobs issue lands."""
+"""``deepmorning cluster``: validate cluster configs, start/stop clusters, check a running one.
 
-from deepmorning.platform.pending import pending_group
+``up``, ``down``, ``attach`` and ``dashboard`` wrap ``ray up/down/attach/dashboard``; a config
+may be named without its path (``aws`` means ``clusters/aws.yaml``). Before ``up`` the config is
+validated offline, and for on-prem clusters (provider ``local``) every listed host is checked
+first: SSH reachable within a few seconds, Python >= 3.10, and Ray's version; the failing host
+is named instead of ``ray up`` hanging on it.
+"""
 
-cluster = pending_group(
-    "cluster", "Validate, start and stop Ray clusters.", "arrives with the clusters and jobs issue"
-)
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from deepmorning.platform import cluster_config, console
+from deepmorning.platform.errors import DeepmorningError
+
+SSH_PORT = 22
+MIN_PYTHON = (3, 10)
+
+
+# -- config files ---------------------------------------------------------------------------------
+def config_path(name: str) -> Path:
+    """Resolve ``aws`` / ``clusters/aws.yaml`` / any path, or raise a one-line error."""
+    try:
+        return cluster_config.resolve(name)
+    except FileNotFoundError as exc:
+        raise DeepmorningError(str(exc)) from None
+
+
+def load_launcher_config(path: Path) -> dict[str, Any]:
+    """A launcher config that passed offline validation; raise with its first problem."""
+    problems, _ = cluster_config.validate_file(path)
+    if problems:
+        raise DeepmorningError(f"{path}: {problems[0]} (deepmorning cluster validate {path})")
+    docs = cluster_config.load_documents(path)
+    if cluster_config.kind_of(docs[0]) != "launcher":
+        raise DeepmorningError(
+            f"{path} is a KubeRay manifest: apply it with `kubectl apply -f {path}`"
+        )
+    return docs[0]
+
+
+# -- pre-flight of on-prem hosts -------------------------------------------------------------------
+@dataclass
+class HostCheck:
+    """What the pre-flight found on one host."""
+
+    host: str
+    ok: bool
+    detail: str
+
+
+def probe_script(python: str) -> str:
+    """Remote shell printing ``PY_VERSION`` and ``RAY_VERSION`` (``none`` without Ray)."""
+    return (
+        f"P={python}; [ -x \"$P\" ] || P=python3; "
+        "\"$P\" -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' || exit 3; "
+        "\"$P\" -c 'import ray; print(ray.__version__)' 2>/dev/null || echo none"
+    )
+
+
+def cluster_python(config: Mapping[str, Any]) -> str:
+    """The interpreter the config starts Ray with: ``DIR/bin/python`` for ``DIR/bin/ray``."""
+    for command in config.get("head_start_ray_commands") or []:
+        match = re.search(r"(\S+)/bin/ray\b", str(command))
+        if match:
+            return f"{match.group(1)}/bin/python"
+    return "python3"
+
+
+def _tcp_reachable(host: str, port: int, timeout: float) -> str | None:
+    """None when ``host:port`` accepts a connection, else the reason."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except TimeoutError:
+        return f"no answer on port {port} within {timeout:.0f}s"
+    except OSError as exc:
+        return f"port {port}: {exc.strerror or type(exc).__name__}"
+
+
+def ssh_command(host: str, auth: Mapping[str, Any], timeout: float, remote: str) -> list[str]:
+    """An ``ssh`` command line that never prompts and gives up after ``timeout`` seconds."""
+    cmd = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, int(timeout))}",
+           "-o", "StrictHostKeyChecking=accept-new", "-o", "LogLevel=ERROR"]
+    if auth.get("ssh_private_key"):
+        cmd += ["-i", os.path.expanduser(str(auth["ssh_private_key"]))]
+    if auth.get("ssh_proxy_command"):
+        cmd += ["-o", f"ProxyCommand={auth['ssh_proxy_command']}"]
+    user = auth.get("ssh_user")
+    cmd += [f"{user}@{host}" if user else host, remote]
+    return cmd
+
+
+def check_host(host: str, auth: Mapping[str, Any], python: str, ray_version: str,
+               timeout: float = 5.0) -> HostCheck:
+    """SSH to ``host``, then ask its Python for its version and Ray's."""
+    if not auth.get("ssh_proxy_command"):
+        reason = _tcp_reachable(host, SSH_PORT, timeout)
+        if reason:
+            return HostCheck(host, False, f"SSH unreachable ({reason})")
+    if shutil.which("ssh") is None:
+        return HostCheck(host, False, "no ssh client on this machine")
+    remote = probe_script(python)
+    try:
+        proc = subprocess.run(ssh_command(host, auth, timeout, remote), capture_output=True,
+                              text=True, timeout=timeout + 10, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return HostCheck(host, False, f"SSH did not answer within {timeout + 10:.0f}s")
+    if proc.returncode == 255:
+        why = (proc.stderr.strip().splitlines() or ["connection failed"])[-1]
+        return HostCheck(host, False, f"SSH failed: {why}")
+    if proc.returncode != 0:
+        return HostCheck(host, False, f"no usable Python ({python} or python3)")
+    return judge_versions(host, proc.stdout.strip(), ray_version)
+
+
+def judge_versions(host: str, answer: str, ray_version: str) -> HostCheck:
+    """Turn a host's ``"PY_VERSION RAY_VERSION"`` answer into a verdict."""
+    try:
+        py, remote_ray = answer.split()[-2:]
+        major, minor = (int(x) for x in py.split(".")[:2])
+    except ValueError:
+        return HostCheck(host, False, f"unexpected answer from its Python: {answer!r}")
+    if (major, minor) < MIN_PYTHON:
+        need = ".".join(map(str, MIN_PYTHON))
+        return HostCheck(host, False, f"Python {py} is older than the {need} deepmorning needs")
+    if remote_ray == "none":
+        return HostCheck(host, True, f"Python {py}; Ray not installed yet (setup_commands will)")
+    if remote_ray != ray_version:
+        return HostCheck(host, False, f"Ray {remote_ray} there, {ray_version} here: versions "
+                         "must match (setup_commands install the pinned Ray)")
+    return HostCheck(host, True, f"Python {py}, Ray {remote_ray}")
+
+
+def preflight(config: Mapping[str, Any], timeout: float = 5.0) -> list[HostCheck]:
+    """Check every host of an on-prem (provider ``local``) config; [] for cloud providers."""
+    import ray
+
+    provider = config.get("provider") or {}
+    if provider.get("type") != "local" or "coordinator_address" in provider:
+        return []
+    hosts = [provider.get("head_ip"), *(provider.get("worker_ips") or [])]
+    auth = config.get("auth") or {}
+    python = cluster_python(config)
+    return [check_host(str(h), auth, python, ray.__version__, timeout) for h in hosts if h]
+
+
+# -- running the ray CLI --------------------------------------------------------------------------
+def ray_cli() -> str:
+    """The ``ray`` executable of this interpreter's Ray installation."""
+    found = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
+    if not found:
+        raise DeepmorningError("the `ray` command is not installed next to this Python")
+    return found
+
+
+def launcher_cwd(path: Path) -> Path:
+    """Where to run ``ray up``: the checkout holding ``clusters/`` (file_mounts use ``.``)."""
+    resolved = path.resolve()
+    if resolved.parent.name == cluster_config.CLUSTERS_DIR:
+        return resolved.parent.parent
+    return Path.cwd()
+
+
+def run_ray(args: Sequence[str], path: Path) -> None:
+    """Run ``ray ARGS`` in the foreground; a non-zero exit becomes one line."""
+    cmd = [ray_cli(), *args]
+    click.echo(f"$ {' '.join(shlex.quote(c) for c in cmd)}", err=True)
+    try:
+        code = subprocess.call(cmd, cwd=launcher_cwd(path))
+    except KeyboardInterrupt:
+        raise DeepmorningError(f"interrupted `ray {args[0]}`") from None
+    if code != 0:
+        raise DeepmorningError(f"`ray {args[0]}` failed with exit status {code}")
+
+
+def _check_token_mount(config: Mapping[str, Any]) -> None:
+    for remote, local in (config.get("file_mounts") or {}).items():
+        if "auth_token" in str(remote) and not Path(os.path.expanduser(str(local))).is_file():
+            raise DeepmorningError(
+                f"the config copies the Ray token {local} to the nodes but it does not exist; "
+                "create it with `ray get-auth-token --generate`"
+            )
+
+
+# -- commands -------------------------------------------------------------------------------------
+@click.group()
+def cluster() -> None:
+    """Validate cluster configs, start and stop clusters, and check a running one.
+
+    \b
+    deepmorning cluster validate clusters/*.yaml clusters/kuberay/*.yaml
+    deepmorning cluster up aws          # ray up clusters/aws.yaml (pre-flight for local.yaml)
+    deepmorning cluster dashboard aws   # forward the dashboard to http://127.0.0.1:8265
+    deepmorning cluster attach aws      # a shell on the head
+    deepmorning cluster down aws
+    deepmorning --address HOST:6379 cluster selftest   # tasks on every node, metrics, storage
+    """
+
+
+@cluster.command()
+@click.argument("files", nargs=-1, required=True)
+def validate(files: tuple[str, ...]) -> None:
+    """Check launcher YAMLs (Ray's schema and defaults) and KubeRay manifests, offline."""
+    failed = 0
+    for name in files:
+        try:
+            path = cluster_config.resolve(name)
+        except FileNotFoundError as exc:
+            click.echo(f"{name}: {exc}", err=True)
+            failed += 1
+            continue
+        problems, described = cluster_config.validate_file(path)
+        for problem in problems:
+            click.echo(f"{path}: {problem}", err=True)
+        if problems:
+            failed += 1
+        else:
+            click.echo(f"ok: {path}: {'; '.join(described)}")
+    if failed:
+        raise DeepmorningError(f"{failed} of {len(files)} file(s) failed validation")
+
+
+@cluster.command(context_settings={"ignore_unknown_options": True})
+@click.argument("config")
+@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation.")
+@click.option("--no-preflight", is_flag=True, help="Skip the host checks of on-prem configs.")
+@click.option("--ssh-timeout", type=click.FloatRange(min=1), default=5.0, show_default=True,
+              help="Seconds the pre-flight waits for each host.")
+@click.argument("ray_args", nargs=-1, type=click.UNPROCESSED)
+def up(config: str, yes: bool, no_preflight: bool, ssh_timeout: float,
+       ray_args: tuple[str, ...]) -> None:
+    """Start or update a cluster: `ray up CONFIG` after validation and pre-flight."""
+    path = config_path(config)
+    cfg = load_launcher_config(path)
+    _check_token_mount(cfg)
+    if not no_preflight:
+        checks = preflight(cfg, timeout=ssh_timeout)
+        for check in checks:
+            click.echo(f"{'ok' if check.ok else 'FAIL'}: {check.host}: {check.detail}", err=True)
+        bad = [c for c in checks if not c.ok]
+        if bad:
+            raise DeepmorningError(
+                f"host {bad[0].host} failed the pre-flight: {bad[0].detail}"
+                + (f" (and {len(bad) - 1} more host(s))" if len(bad) > 1 else "")
+            )
+    run_ray(["up", str(path.resolve()), *(["--yes"] if yes else []), *ray_args], path)
+    click.echo(f"next: deepmorning cluster dashboard {config}   # then deepmorning job submit …")
+
+
+@cluster.command(context_settings={"ignore_unknown_options": True})
+@click.argument("config")
+@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation.")
+@click.argument("ray_args", nargs=-1, type=click.UNPROCESSED)
+def down(config: str, yes: bool, ray_args: tuple[str, ...]) -> None:
+    """Tear a cluster down: `ray down CONFIG`."""
+    path = config_path(config)
+    load_launcher_config(path)
+    run_ray(["down", str(path.resolve()), *(["--yes"] if yes else []), *ray_args], path)
+
+
+@cluster.command(context_settings={"ignore_unknown_options": True})
+@click.argument("config")
+@click.argument("ray_args", nargs=-1, type=click.UNPROCESSED)
+def attach(config: str, ray_args: tuple[str, ...]) -> None:
+    """Open a shell on the head node: `ray attach CONFIG`."""
+    path = config_path(config)
+    load_launcher_config(path)
+    run_ray(["attach", str(path.resolve()), *ray_args], path)
+
+
+@cluster.command(context_settings={"ignore_unknown_options": True})
+@click.argument("config")
+@click.option("--port", "-p", type=int, default=8265, show_default=True,
+              help="Local port the dashboard is forwarded to.")
+@click.argument("ray_args", nargs=-1, type=click.UNPROCESSED)
+def dashboard(config: str, port: int, ray_args: tuple[str, ...]) -> None:
+    """Forward the head's dashboard over SSH to http://127.0.0.1:PORT (`ray dashboard`)."""
+    path = config_path(config)
+    load_launcher_config(path)
+    click.echo(f"dashboard and Jobs API on http://127.0.0.1:{port} while this runs (Ctrl-C ends)",
+               err=True)
+    run_ray(["dashboard", str(path.resolve()), "--port", str(port), *ray_args], path)
+
+
+@cluster.command()
+@click.option("--duration", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Keep exporting the selftest metrics for this many seconds.")
+@click.option("--output", default=None, metavar="PATH",
+              help="Check that PATH is usable as a multi-node output (shared storage guard).")
+@click.option("--run", "run_name", default=None, help="Run tag of the metrics.")
+@click.pass_obj
+def selftest(settings: Any, duration: float, output: str | None, run_name: str | None) -> None:
+    """Check a running cluster: a task on every node, GPUs, metrics and the output path."""
+    from deepmorning.platform import runtime
+    from deepmorning.platform import selftest as st
+
+    conn = runtime.connect(getattr(settings, "address", None))
+    try:
+        click.echo(f"dashboard: {conn.dashboard_url or '(not running)'}")
+        click.echo(f"driver python: {sys.executable}")
+        rows = st.probe_nodes()
+        console.print_table("nodes", rows, ["ip", "hostname", "python", "ray", "gpus"])
+        if output is not None:
+            st.check_output(output)
+            click.echo(f"output {output}: usable by all {len(rows)} node(s)")
+        st.export_metrics(run_name or f"selftest-{time.strftime('%Y%m%d-%H%M%S')}",
+                          len(rows), duration)
+        click.echo("selftest ok")
+    finally:
+        runtime.shutdown()
