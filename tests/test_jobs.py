@@ -199,6 +199,33 @@ def test_long_job_exports_metrics_and_stops(jobs_head):
     assert "STOPPED" in one_error(follow)
 
 
+def test_submitted_nas_search_exports_its_metrics(jobs_head, tmp_path):
+    """The issue's path: a NAS search submitted to a head, followed, its metrics scraped."""
+    out = tmp_path / "nas"
+    res = job(jobs_head, "submit", "--no-wait", "--", "nas", "search", "--trainer", "sleep:1",
+              "--max-children", "400", "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    job_id = job_id_of(res.stdout)
+    pattern = re.compile(r'^ray_deepmorning_nas_children_done\{[^}]*area="nas"[^}]*'
+                         r'run="nas"[^}]*\} (\d+(\.\d+)?)$', re.M)
+    seen: dict[str, float] = {}
+
+    def exported() -> bool:
+        with urllib.request.urlopen(jobs_head.metrics_url, timeout=5) as resp:
+            found = pattern.search(resp.read().decode())
+        if found and float(found.group(1)) >= 1:
+            seen["done"] = float(found.group(1))
+        return "done" in seen
+
+    _wait_for(exported, 180)
+    assert (out / "history.csv").is_file()
+    logs = job(jobs_head, "logs", job_id)
+    assert "NAS starting" in logs.stdout
+    stopped = job(jobs_head, "stop", job_id)
+    assert stopped.returncode == 0 and "STOPPED" in stopped.stdout
+    assert not (out / "summary.json").exists()  # stopped, not finished: resumable
+
+
 def test_job_stuck_pending_is_reported_with_its_setup_log(jobs_head):
     """No node has a GPU: the job waits for one until Ray's start timeout (PENDING_LIMIT_S)."""
     res = job(jobs_head, "submit", "--gpus", "1", "--pending-timeout", "5", "--", "info")

@@ -9,7 +9,8 @@ import click
 
 from deepmorning.platform import console, runtime
 from deepmorning.platform.errors import DeepmorningError
-from deepmorning.platform.rundir import RunDir, open_or_create
+from deepmorning.platform.rundir import RunDir, default_output, open_or_create
+from deepmorning.platform.storage import check_shared_output
 
 # flag name -> path in the config dict
 OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -97,11 +98,15 @@ def search_cmd(settings, preset: str, config_file: Path | None, predict_strides:
             from deepmorning.nas.data import parse_dataset_spec
 
             parse_dataset_spec(cfg.dataset)  # a bad spec fails before Ray starts
-        run, resumed = open_or_create(group="nas", name=f"search-{cfg.strategy}",
-                                      config=cfg.to_dict(), output=output, resume=None)
+        run, resumed = None, False
     conn = runtime.connect(settings.address)
     try:
         _check_resources(cfg, conn)
+        if run is None:
+            target = output or default_output("nas", f"search-{cfg.strategy}")
+            check_shared_output(target, len(conn.nodes))
+            run, resumed = open_or_create(group="nas", name=f"search-{cfg.strategy}",
+                                          config=cfg.to_dict(), output=target, resume=None)
         console.console.print(
             f"NAS {'resuming' if resumed else 'starting'}: {run.path}  "
             f"(S={cfg.param_servers} K={cfg.controllers} m={cfg.children_per_controller}, "
