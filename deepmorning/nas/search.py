@@ -123,6 +123,7 @@ class Search:
             max_retries=cfg.child_retries, retry_exceptions=True,
         )
         self.pending: dict[ray.ObjectRef, tuple[str, Any]] = {}
+        self.idle: set[int] = set()
         self.session_start = time.time()
         if resumed:
             self._reconcile_with_history()
@@ -158,9 +159,9 @@ class Search:
     # -- the loop -------------------------------------------------------------------------------
     def run_search(self) -> dict[str, Any]:
         cfg = self.cfg
-        idle = set(range(cfg.controllers))
-        for batch in self.journal.batches.values():  # resumed: finish open batches first
-            idle.discard(batch.replica)
+        self.idle = set(range(cfg.controllers))
+        for batch in list(self.journal.batches.values()):  # resumed: finish open batches first
+            self.idle.discard(batch.replica)
             if batch.complete():
                 self._send_update(batch)
             else:
@@ -168,11 +169,10 @@ class Search:
         with console.progress(cfg.max_children, f"NAS {cfg.strategy}") as bar:
             self._show(bar)
             while True:
-                for replica in sorted(idle):
+                for replica in sorted(self.idle):
                     if self.journal.next_child >= cfg.max_children:
                         break
                     self._request_batch(replica)
-                    idle.discard(replica)
                 if not self.pending:
                     break
                 ready, _ = ray.wait(list(self.pending), num_returns=1)
@@ -183,7 +183,6 @@ class Search:
                     self._on_child(payload, ready[0])
                 else:
                     self._on_update(payload, ready[0])
-                    idle.add(payload.replica)
                 self.checkpoint()
                 self._show(bar)
         return self.finish()
@@ -192,6 +191,7 @@ class Search:
         cfg, j = self.cfg, self.journal
         count = min(cfg.children_per_controller, cfg.max_children - j.next_child)
         num_layers = cfg.space.num_layers(j.next_child)
+        self.idle.discard(replica)
         ids = list(range(j.next_child, j.next_child + count))
         j.next_child += count
         batch_id = j.next_batch
@@ -276,16 +276,25 @@ class Search:
                 j.baseline = decay * baseline + (1 - decay) * reward
             self.metrics.set("nas_baseline", self.journal.baseline or 0.0)
         if self.cfg.strategy == "random" or not ok:
-            self.pending[ray.put(0)] = ("update", batch)
-            return
-        ref = self.replicas[batch.replica].update.remote(
-            batch.batch_id, [c.arch for c in ok], batch.advantages
-        )
+            ref = ray.put(0)  # nothing to learn: the batch is done once recorded
+        else:
+            ref = self.replicas[batch.replica].update.remote(
+                batch.batch_id, [c.arch for c in ok], batch.advantages
+            )
         self.pending[ref] = ("update", batch)
+        # Queue the replica's next batch right behind its update: Ray runs one actor's calls in
+        # order, so it samples with the parameters it has just pushed to, and no driver round
+        # trip sits between one batch of children and the next.
+        if self.journal.next_child < self.cfg.max_children:
+            self._request_batch(batch.replica)
 
     def _on_update(self, batch: Batch, ref) -> None:
         ray.get(ref)
         del self.journal.batches[batch.batch_id]
+        if not any(b.replica == batch.replica for b in self.journal.batches.values()) and not any(
+            kind == "sample" and p[1] == batch.replica for kind, p in self.pending.values()
+        ):
+            self.idle.add(batch.replica)
 
     def _show(self, bar) -> None:
         j = self.journal
