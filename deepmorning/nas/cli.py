@@ -94,11 +94,12 @@ def search_cmd(settings, preset: str, config_file: Path | None, predict_strides:
         if predict_strides:
             cfg_dict["space"]["strides"] = [1, 2, 3]
         cfg = NASConfig.from_dict(cfg_dict)
-        if cfg.child.trainer == "torch":
-            from deepmorning.nas.data import parse_dataset_spec
-
-            parse_dataset_spec(cfg.dataset)  # a bad spec fails before Ray starts
         run, resumed = None, False
+    from deepmorning.nas.search import load_data, search
+
+    if output is not None and resume is None:
+        RunDir.ensure_new(output)  # like a bad dataset below: fail before Ray starts
+    data = load_data(cfg)
     conn = runtime.connect(settings.address)
     try:
         _check_resources(cfg, conn)
@@ -114,9 +115,7 @@ def search_cmd(settings, preset: str, config_file: Path | None, predict_strides:
         )
         if conn.dashboard_url:
             console.console.print(f"Ray dashboard: {conn.dashboard_url}")
-        from deepmorning.nas.search import search
-
-        search(cfg, run, resumed)
+        search(cfg, run, resumed, data)
     finally:
         runtime.shutdown()
 

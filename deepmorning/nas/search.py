@@ -350,12 +350,19 @@ class Search:
         return summary
 
 
-def search(cfg: NASConfig, run: RunDir, resumed: bool) -> dict[str, Any]:
-    data = None
-    if cfg.child.trainer == "torch":
-        from deepmorning.nas.data import load_dataset
+def load_data(cfg: NASConfig) -> Any:
+    """The dataset the children train on (None for the synthetic trainers)."""
+    if cfg.child.trainer != "torch":
+        return None
+    from deepmorning.nas.data import load_dataset
 
-        data = load_dataset(cfg.dataset, seed=cfg.seed, limit=cfg.data_limit)
+    return load_dataset(cfg.dataset, seed=cfg.seed, limit=cfg.data_limit)
+
+
+def search(cfg: NASConfig, run: RunDir, resumed: bool, data: Any = None) -> dict[str, Any]:
+    if data is None:
+        data = load_data(cfg)
+    if data is not None:
         console.console.print(f"data: {data.describe()}")
     return Search(cfg, run, resumed, data).run_search()
 

@@ -79,8 +79,8 @@ class RunDir:
 
     # -- creation -----------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, group: str, name: str, config: Mapping[str, Any]) -> RunDir:
-        """Start a new run in ``path``; refuse a directory that already holds a run."""
+    def ensure_new(cls, path: str | Path) -> RunDir:
+        """Refuse a directory that holds a run or other files (checked before any work)."""
         run = cls(Path(path))
         if run.exists():
             if run.is_finished():
@@ -95,6 +95,12 @@ class RunDir:
             raise DeepmorningError(
                 f"{run.path} is not empty and is not a deepmorning run directory"
             )
+        return run
+
+    @classmethod
+    def create(cls, path: str | Path, group: str, name: str, config: Mapping[str, Any]) -> RunDir:
+        """Start a new run in ``path``; refuse a directory that already holds a run."""
+        run = cls.ensure_new(path)
         run.checkpoints.mkdir(parents=True, exist_ok=True)
         now = time.time()
         write_json_atomic(run.path / CONFIG_FILE, dict(config))
