@@ -37,6 +37,8 @@ def rl() -> None:
               help="Stop once an evaluation's mean return reaches this value.")
 @click.option("--checkpoint-every", type=int, default=10, show_default=True,
               help="Save a checkpoint every N iterations (and always at the end).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override one preset hyperparameter (repeatable), e.g. --set lr=1e-3.")
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Run directory (default: runs/rl-ALGO-ENV-TIMESTAMP).")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
@@ -45,7 +47,8 @@ def rl() -> None:
 def train_cmd(settings, algo: str, env_id: str, preset: str | None, timesteps: int | None,
               num_env_runners: int, num_gpus_per_learner: float, seed: int,
               eval_every: int | None, eval_episodes: int | None, stop_return: float | None,
-              checkpoint_every: int, output: Path | None, resume: Path | None) -> None:
+              checkpoint_every: int, overrides: tuple[str, ...], output: Path | None,
+              resume: Path | None) -> None:
     """Train ALGO (dqn, ddpg) on --env and write a run directory."""
     from deepmorning.rl.runner import TrainRequest, train
 
@@ -56,8 +59,32 @@ def train_cmd(settings, algo: str, env_id: str, preset: str | None, timesteps: i
         num_env_runners=num_env_runners, num_gpus_per_learner=num_gpus_per_learner,
         seed=seed, output=output, resume=resume, eval_every=eval_every,
         eval_episodes=eval_episodes, stop_return=stop_return,
-        checkpoint_every=checkpoint_every, address=settings.address if settings else None,
+        checkpoint_every=checkpoint_every, overrides=parse_overrides(overrides),
+        address=settings.address if settings else None,
     ))
+
+
+def parse_overrides(items: tuple[str, ...]) -> dict:
+    """``("lr=1e-3", "hiddens=[64, 64]", "loss=mse")`` -> values parsed as JSON, else YAML."""
+    import json
+
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise DeepmorningError(f"--set takes KEY=VALUE, got '{item}'")
+        try:
+            out[key.strip()] = json.loads(value)
+            continue
+        except json.JSONDecodeError:
+            pass
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise DeepmorningError(f"--set {item}: value is not valid YAML") from exc
+    return out
 
 
 @rl.command("evaluate")

@@ -67,6 +67,13 @@ def make_atari(env_id: str, *, train: bool = True, noop_max: int = 30,
                frame_stack: int = 4, **kwargs: Any) -> gym.Env:
     """The DQN papers' Atari pipeline from Gymnasium's (and RLlib's) wrappers."""
     from gymnasium.wrappers import AtariPreprocessing, ClipReward, FrameStackObservation
+    try:
+        import cv2  # noqa: F401 - AtariPreprocessing resizes with OpenCV
+    except ImportError as exc:
+        raise DeepmorningError(
+            "Atari preprocessing needs OpenCV: pip install opencv-python-headless "
+            "(or gymnasium[other])"
+        ) from exc
     from ray.rllib.env.wrappers.atari_wrappers import EpisodicLifeEnv
 
     kwargs.setdefault("repeat_action_probability", 0.0)  # the papers' deterministic ALE

@@ -54,6 +54,7 @@ class TrainRequest:
     eval_episodes: int | None = None
     stop_return: float | None = None  # stop early once an evaluation reaches this mean
     checkpoint_every: int = 10  # iterations
+    overrides: Mapping[str, Any] | None = None  # hyperparameters replacing the preset's
     address: str | None = None
     quiet: bool = False
 
@@ -67,6 +68,12 @@ def resolve_config(req: TrainRequest) -> dict[str, Any]:
     spec.check_spaces(obs_space, action_space, req.env)
     preset = req.preset or spec.default_preset(req.env)
     hp = spec.preset(preset)
+    for key, value in (req.overrides or {}).items():
+        if key not in hp:
+            known = ", ".join(sorted(hp))
+            raise DeepmorningError(f"unknown hyperparameter '{key}' for preset {preset}; "
+                                   f"known: {known}")
+        hp[key] = value
     timesteps = int(req.timesteps if req.timesteps is not None else hp.get("timesteps", 100_000))
     if timesteps <= 0:
         raise DeepmorningError("--timesteps must be positive")

@@ -56,9 +56,10 @@ HYPERPARAMETERS: dict[str, Any] = {
     "epsilon_anneal_steps": 1_000_000,
     "eval_epsilon": 0.05,
     "store_buffer_in_checkpoints": False,
+    "torch_threads": 1,
 }
 MODULE_KEYS = ("network", "hiddens", "epsilon_initial", "epsilon_final",
-               "epsilon_anneal_steps", "eval_epsilon")
+               "epsilon_anneal_steps", "eval_epsilon", "torch_threads")
 
 
 class DQNConfig(AlgorithmConfig):

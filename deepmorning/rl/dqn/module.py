@@ -78,6 +78,9 @@ class QModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
 
     def setup(self) -> None:
         cfg = self.model_config
+        if cfg.get("torch_threads"):
+            # Small nets on CPU: one intra-op thread avoids spin-waiting on busy cores.
+            torch.set_num_threads(int(cfg["torch_threads"]))
         self.network: str = cfg.get("network", "mlp")
         if self.network not in NETWORKS:
             raise ValueError(f"network must be one of {NETWORKS}, got {self.network!r}")
