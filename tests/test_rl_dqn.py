@@ -26,7 +26,7 @@ from tests.conftest import run_cli
 
 PIXELS = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
 VECTOR = gym.spaces.Box(-5.0, 5.0, (4,), np.float32)
-FAST_CARTPOLE = ["--set", "learning_starts=256", "--checkpoint-every", "2"]
+FAST_CARTPOLE = ["--set", "learning_starts=256", "--set", "num_envs=1", "--checkpoint-every", "2"]
 
 
 def make_module(obs_space: gym.Space, n_actions: int, **model_config) -> QModule:
