@@ -275,6 +275,8 @@ def train(req: TrainRequest) -> dict[str, Any]:
     run, resumed = rundir.open_or_create(group="rl", name=name, config=cfg or {},
                                          output=req.output, resume=req.resume)
     cfg = run.config
+    if resumed and cfg.get("algo") != req.algo:
+        raise DeepmorningError(f"{run.path} is a {cfg.get('algo')} run, not {req.algo}")
     spec = registry.get(cfg["algo"])
     connect(req.address)
     logging.getLogger("ray.rllib").setLevel(logging.ERROR)  # "new API stack" notices etc.
