@@ -262,6 +262,7 @@ def test_atari_pipeline_gives_4x84x84_frames_and_clipped_rewards():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_pong_runs_end_to_end_with_the_nature_preset(tmp_path):
     pytest.importorskip("cv2")
     out = tmp_path / "pong"
@@ -277,6 +278,7 @@ def test_pong_runs_end_to_end_with_the_nature_preset(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # three runs of up to 100k steps on a busy 2-core machine
 def test_cartpole_reaches_475_within_100k_steps_on_two_of_three_seeds(tmp_path):
     reached = []
     for seed in (0, 1, 2):
