@@ -1,0 +1,68 @@
+"""DQN (Mnih et al. 2013, "Playing Atari with Deep RL"; Mnih et al. 2015, Nature).
+
+``algorithm.py`` (config + training_step), ``module.py`` (Q-networks, ε-greedy),
+``learner.py`` (TD loss, target network), ``replay.py`` (uniform replay), ``presets.py``.
+Importing this package registers ``dqn`` with :mod:`deepmorning.rl.registry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+
+from deepmorning.platform.errors import DeepmorningError
+from deepmorning.rl import envs
+from deepmorning.rl.registry import AlgoSpec, register
+
+
+def default_preset(env_id: str) -> str:
+    return "nature" if envs.is_atari(env_id) else "cartpole"
+
+
+def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str) -> None:
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise DeepmorningError(
+            f"DQN needs a discrete action space, but {env_id} has {action_space}"
+        )
+    if not isinstance(obs_space, gym.spaces.Box):
+        raise DeepmorningError(f"DQN needs a Box observation space, but {env_id} has {obs_space}")
+
+
+def build_config(run: Mapping[str, Any]):
+    """An RLlib :class:`DQNConfig` for a run config (env, hyperparameters, seed, resources)."""
+    from deepmorning.rl.dqn.algorithm import HYPERPARAMETERS, DQNConfig
+
+    hp = dict(run["hyperparameters"])
+    config = DQNConfig()
+    training = {k: v for k, v in hp.items() if k in HYPERPARAMETERS}
+    config.training(lr=hp["lr"], gamma=hp["gamma"], grad_clip=hp.get("grad_clip"),
+                    grad_clip_by="global_norm", **training)
+    config.environment(env=envs.register(), env_config={"id": run["env"], "train": True})
+    config.env_runners(num_env_runners=run.get("num_env_runners", 0),
+                       num_envs_per_env_runner=1, num_cpus_per_env_runner=1,
+                       batch_mode="truncate_episodes")
+    config.env_runners(rollout_fragment_length=config.rollout_fragment_length_for())
+    config.learners(num_learners=0, num_gpus_per_learner=run.get("num_gpus_per_learner", 0))
+    config.debugging(seed=run.get("seed"), log_level="ERROR")
+    config.reporting(metrics_num_episodes_for_smoothing=hp.get("smoothing_episodes", 20))
+    return config
+
+
+def _presets():
+    from deepmorning.rl.dqn.presets import PRESETS
+
+    return PRESETS
+
+
+SPEC = register(
+    AlgoSpec(
+        name="dqn",
+        presets=_presets(),
+        default_preset=default_preset,
+        build_config=build_config,
+        check_spaces=check_spaces,
+        description="DQN, Mnih et al. 2013 / Nature 2015",
+    )
+)

@@ -1,0 +1,190 @@
+"""DQN (Mnih et al. 2013; Nature 2015) as our own RLlib algorithm on the new API stack.
+
+Read top to bottom:
+
+1. :class:`DQNConfig` holds the papers' hyperparameters (see ``presets.py`` for sources).
+2. :meth:`DQN.training_step` is Algorithm 1 of the papers, batched: the EnvRunners act
+   ε-greedily for ``env_steps_per_iteration`` steps, the transitions go into uniform replay,
+   and once ``learning_starts`` steps are stored the Learner runs
+   ``updates_per_env_step × steps`` minibatch updates in *one* call (one minibatch per
+   gradient step, the target network copied every C updates inside the Learner). The new
+   weights then go back to the EnvRunners. Doing a whole iteration's updates per call keeps
+   RLlib's per-call overhead (connectors, metrics, remote calls) off every single step.
+3. The networks live in ``module.py`` (RLModule), the loss in ``learner.py`` (Learner).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    LEARNER_RESULTS,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+)
+
+from deepmorning.rl.dqn.learner import DQNLearner
+from deepmorning.rl.dqn.module import QModule
+from deepmorning.rl.dqn.replay import TransitionReplayBuffer
+
+REPLAY_STATE = "dqn_replay_buffer"
+COUNTERS_STATE = "dqn_counters"
+
+#: DQNConfig attribute -> default; every one can be set through ``DQNConfig.training()``.
+HYPERPARAMETERS: dict[str, Any] = {
+    "network": "mlp",
+    "hiddens": [256, 256],
+    "loss": "huber",
+    "optimizer": "rmsprop",
+    "rmsprop_alpha": 0.95,
+    "rmsprop_eps": 0.01,
+    "adam_eps": 1e-8,
+    "batch_size": 32,
+    "replay_capacity": 1_000_000,
+    "learning_starts": 50_000,
+    "updates_per_env_step": 0.25,
+    "env_steps_per_iteration": 1_000,
+    "target_update_period": 10_000,
+    "epsilon_initial": 1.0,
+    "epsilon_final": 0.1,
+    "epsilon_anneal_steps": 1_000_000,
+    "eval_epsilon": 0.05,
+    "store_buffer_in_checkpoints": False,
+    "torch_threads": 1,
+}
+MODULE_KEYS = ("network", "hiddens", "epsilon_initial", "epsilon_final",
+               "epsilon_anneal_steps", "eval_epsilon", "torch_threads")
+
+
+class DQNConfig(AlgorithmConfig):
+    """Configuration of :class:`DQN`; defaults are the Nature paper's (``presets.nature``)."""
+
+    def __init__(self, algo_class: type | None = None) -> None:
+        super().__init__(algo_class=algo_class or DQN)
+        for name, value in HYPERPARAMETERS.items():
+            setattr(self, name, value)
+        self.lr = 2.5e-4
+        self.gamma = 0.99
+        self.grad_clip = None
+
+    def training(self, **kwargs: Any) -> DQNConfig:
+        """RLlib's ``training()`` plus every key of :data:`HYPERPARAMETERS`."""
+        ours = {k: kwargs.pop(k) for k in list(kwargs) if k in HYPERPARAMETERS}
+        super().training(**kwargs)
+        for name, value in ours.items():
+            if value is not NotProvided:
+                setattr(self, name, value)
+        return self
+
+    def validate(self) -> None:
+        super().validate()
+        if self.target_update_period < 1:
+            raise ValueError("target_update_period must be >= 1")
+        if self.updates_per_env_step < 0:
+            raise ValueError("updates_per_env_step must be >= 0")
+
+    @property
+    def _model_config_auto_includes(self) -> dict[str, Any]:
+        return super()._model_config_auto_includes | {k: getattr(self, k) for k in MODULE_KEYS}
+
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        return RLModuleSpec(module_class=QModule)
+
+    def get_default_learner_class(self) -> type:
+        return DQNLearner
+
+    def rollout_fragment_length_for(self) -> int:
+        """Steps each EnvRunner (and each of its vector envs) samples per iteration."""
+        runners = max(self.num_env_runners, 1) * max(self.num_envs_per_env_runner, 1)
+        return max(1, self.env_steps_per_iteration // runners)
+
+
+class DQN(Algorithm):
+    """Deep Q-learning with experience replay and a target network (the papers' Algorithm 1)."""
+
+    @classmethod
+    def get_default_config(cls) -> DQNConfig:
+        return DQNConfig()
+
+    def setup(self, config: DQNConfig) -> None:
+        super().setup(config)
+        self.replay = TransitionReplayBuffer(capacity=config.replay_capacity, seed=config.seed)
+        self.env_steps = 0  # agent steps sampled, the clock of ε and learning_starts
+        self.gradient_updates = 0
+        self._update_credit = 0.0  # fractional updates carried to the next iteration
+
+    def training_step(self) -> None:
+        steps = self._sample_into_replay()
+        self.env_steps += steps
+        if self.replay.get_num_timesteps() < self.config.learning_starts:
+            return  # (also true after resuming a run whose checkpoint holds no replay)
+        num_updates = self._updates_due(steps)
+        if num_updates:
+            self._learn(num_updates)
+        self.metrics.log_value("replay_size", self.replay.get_num_timesteps(), window=1)
+
+    def _sample_into_replay(self) -> int:
+        episodes, runner_metrics = synchronous_parallel_sample(
+            worker_set=self.env_runner_group,
+            concat=True,
+            sample_timeout_s=self.config.sample_timeout_s,
+            _uses_new_env_runners=True,
+            _return_metrics=True,
+        )
+        self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+        self.replay.add(episodes)
+        return sum(len(e) for e in episodes)
+
+    def _updates_due(self, steps: int) -> int:
+        """Gradient updates owed for ``steps`` new env steps at the configured replay ratio."""
+        self._update_credit += steps * self.config.updates_per_env_step
+        num_updates = int(self._update_credit)
+        self._update_credit -= num_updates
+        return num_updates
+
+    def _learn(self, num_updates: int) -> None:
+        """``num_updates`` minibatch updates in one Learner call, then sync the EnvRunners."""
+        size = self.config.batch_size
+        transitions = self.replay.sample_transitions(num_updates * size)
+        batch = MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(transitions)},
+                                env_steps=num_updates * size)
+        results = self.learner_group.update(
+            batch=batch,
+            minibatch_size=size,
+            num_epochs=1,
+            shuffle_batch_per_epoch=False,
+            timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: self.env_steps},
+        )
+        self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        self.gradient_updates += num_updates
+        self.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.learner_group, inference_only=True
+        )
+
+    # -- checkpoints: RLlib saves runners, learner and metrics; we add counters and replay ----
+    def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        state = super().get_state(*args, **kwargs)
+        state[COUNTERS_STATE] = {
+            "env_steps": self.env_steps,
+            "gradient_updates": self.gradient_updates,
+            "update_credit": self._update_credit,
+        }
+        if self.config.store_buffer_in_checkpoints:
+            state[REPLAY_STATE] = self.replay.get_state()
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        counters = state.get(COUNTERS_STATE)
+        if counters:
+            self.env_steps = int(counters["env_steps"])
+            self.gradient_updates = int(counters["gradient_updates"])
+            self._update_credit = float(counters["update_credit"])
+        if REPLAY_STATE in state:
+            self.replay.set_state(state[REPLAY_STATE])

@@ -1,0 +1,125 @@
+"""The DQN loss and target-network schedule as an RLlib ``TorchLearner``.
+
+Loss (Mnih et al. 2015, Methods "Training details" and Algorithm 1): for a minibatch of
+transitions (s, a, r, s', terminal),
+
+    y = r + γ · max_a' Q_target(s', a') · (1 − terminal)
+    δ = y − Q(s, a)
+
+and the loss is the mean over the minibatch of
+
+* ``huber``: Huber(δ) with threshold 1 — the Nature paper's "clip the error term to [−1, 1]";
+* ``clipped_mse``: ½δ² whose gradient uses clip(δ, −1, 1) (the clipped error as the paper
+  states it; the same gradient as Huber, but the reported value is the squared error);
+* ``mse``: ½δ² (the 2013 paper, which clips rewards but not errors).
+
+The target network is copied from the online network every ``target_update_period`` gradient
+updates, C in the Nature paper (Extended Data Table 1, "target network update frequency":
+10,000, measured in parameter updates). Optimisers: the papers' RMSProp (lr 0.00025, squared
+gradient momentum 0.95, min squared gradient 0.01, i.e. ``torch.optim.RMSprop(centered=True)``)
+or Adam.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from ray.rllib.core.learner.utils import update_target_network
+from ray.rllib.core.rl_module.apis import TargetNetworkAPI
+
+from deepmorning.rl.dqn.module import Q_VALUES
+
+LOSSES = ("huber", "clipped_mse", "mse")
+OPTIMIZERS = ("rmsprop", "adam")
+NUM_UPDATES = "num_gradient_updates"
+NUM_TARGET_UPDATES = "num_target_updates"
+
+
+def td_loss(td_error: torch.Tensor, kind: str) -> torch.Tensor:
+    """The mean loss of TD errors δ for ``kind`` in :data:`LOSSES` (module docstring)."""
+    if kind == "huber":
+        return F.huber_loss(td_error, torch.zeros_like(td_error), delta=1.0)
+    if kind == "clipped_mse":
+        value = 0.5 * td_error.detach() ** 2
+        clipped = td_error.detach().clamp(-1.0, 1.0)
+        return (value + clipped * (td_error - td_error.detach())).mean()
+    if kind == "mse":
+        return (0.5 * td_error**2).mean()
+    raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
+
+
+def td_targets(rewards: torch.Tensor, terminateds: torch.Tensor, next_q_target: torch.Tensor,
+               gamma: float) -> torch.Tensor:
+    """y = r + γ max_a' Q_target(s', a') for non-terminal s', y = r otherwise."""
+    not_done = 1.0 - terminateds.float()
+    return rewards.float() + gamma * not_done * next_q_target.max(dim=-1).values
+
+
+class DQNLearner(TorchLearner):
+    """Computes the DQN loss and copies the target network every C gradient updates."""
+
+    def build(self) -> None:
+        super().build()
+        self.module.foreach_module(
+            lambda mid, mod: mod.make_target_networks()
+            if isinstance(mod, TargetNetworkAPI) else None
+        )
+        self._num_updates = 0
+
+    def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
+        params = self.get_parameters(self._module[module_id])
+        if config.optimizer == "rmsprop":
+            optimizer = torch.optim.RMSprop(
+                params, lr=config.lr, alpha=config.rmsprop_alpha, eps=config.rmsprop_eps,
+                centered=True,
+            )
+        elif config.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=config.lr, eps=config.adam_eps)
+        else:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
+        self.register_optimizer(module_id=module_id, optimizer=optimizer, params=params,
+                                lr_or_lr_schedule=config.lr)
+
+    def compute_loss_for_module(self, *, module_id: str, config: Any, batch: dict[str, Any],
+                                fwd_out: dict[str, Any]) -> torch.Tensor:
+        q = fwd_out[Q_VALUES]
+        q_taken = q.gather(-1, batch[Columns.ACTIONS].long().unsqueeze(-1)).squeeze(-1)
+        with torch.no_grad():
+            module = self.module[module_id].unwrapped()
+            next_q = module.forward_target({Columns.OBS: batch[Columns.NEXT_OBS]})[Q_VALUES]
+            y = td_targets(batch[Columns.REWARDS], batch[Columns.TERMINATEDS], next_q,
+                           config.gamma)
+        td_error = y - q_taken
+        loss = td_loss(td_error, config.loss)
+        self.metrics.log_dict(
+            {"q_mean": q_taken.mean(), "td_error_abs_mean": td_error.abs().mean()},
+            key=module_id, window=1,
+        )
+        return loss
+
+    def _update(self, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """One gradient step; then the target copy when C steps have passed."""
+        result = super()._update(batch)
+        self._num_updates += 1
+        for module_id, module in self.module._rl_modules.items():
+            config = self.config.get_config_for_module(module_id)
+            if self._num_updates % config.target_update_period == 0:
+                for main, target in module.unwrapped().get_target_network_pairs():
+                    update_target_network(main_net=main, target_net=target, tau=1.0)
+                self.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1,
+                                       reduce="lifetime_sum")
+        self.metrics.log_value(NUM_UPDATES, self._num_updates, reduce="max", window=1)
+        return result
+
+    def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        state = super().get_state(*args, **kwargs)
+        state[NUM_UPDATES] = self._num_updates
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self._num_updates = int(state.get(NUM_UPDATES, self._num_updates))

@@ -1,0 +1,122 @@
+"""Hyperparameter presets for DQN; each value's source is cited in the preset's docstring.
+
+Environment steps are *agent* steps: on Atari one step is 4 emulator frames (frame skip 4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ATARI_COMMON: dict[str, Any] = {
+    "gamma": 0.99,
+    "batch_size": 32,
+    "optimizer": "rmsprop",
+    "lr": 2.5e-4,
+    "rmsprop_alpha": 0.95,
+    "rmsprop_eps": 0.01,
+    "epsilon_initial": 1.0,
+    "epsilon_final": 0.1,
+    "epsilon_anneal_steps": 1_000_000,
+    "eval_epsilon": 0.05,
+    "replay_capacity": 1_000_000,
+    "eval_episodes": 10,
+    "grad_clip": None,
+    # 1M frames of 4×84×84 uint8 are ~28 GB: a resumed Atari run refills its buffer instead.
+    "store_buffer_in_checkpoints": False,
+}
+
+
+def nature() -> dict[str, Any]:
+    """The Nature DQN (Mnih et al. 2015), Extended Data Table 1 unless noted.
+
+    - network ``nature``: Methods, "Model architecture" (32/64/64 convs, fc 512).
+    - batch_size 32: "minibatch size".
+    - replay_capacity 1,000,000: "replay memory size".
+    - target_update_period 10,000: "target network update frequency" (parameter updates, C).
+    - gamma 0.99: "discount factor".
+    - updates_per_env_step 0.25: "update frequency" 4 (one update per 4 agent actions).
+    - optimizer RMSProp, lr 0.00025, rmsprop_alpha 0.95 ("squared gradient momentum"),
+      rmsprop_eps 0.01 ("min squared gradient").
+    - epsilon 1.0 → 0.1 over 1,000,000 steps: "initial/final exploration",
+      "final exploration frame".
+    - learning_starts 50,000: "replay start size".
+    - loss ``huber``: Methods, "Training details" (error term clipped to [−1, 1]).
+    - eval_epsilon 0.05: Methods, "Evaluation procedure".
+    - timesteps 12,500,000 agent steps = 50M frames: Methods, "Training details".
+    - noop starts (30) and frame skip 4 are applied by the environment (deepmorning.rl.envs).
+    """
+    return {
+        **ATARI_COMMON,
+        "network": "nature",
+        "loss": "huber",
+        "target_update_period": 10_000,
+        "updates_per_env_step": 0.25,
+        "learning_starts": 50_000,
+        "env_steps_per_iteration": 1_000,
+        "timesteps": 12_500_000,
+    }
+
+
+def paper2013() -> dict[str, Any]:
+    """Playing Atari with Deep RL (Mnih et al. 2013).
+
+    - network ``paper2013``: Section 4.1 (16 8×8/4, 32 4×4/2, fc 256).
+    - batch_size 32, RMSProp, replay_capacity 1,000,000, epsilon 1 → 0.1 over the first
+      million frames then fixed, 10M frames of training: Section 5, "Training and Stability".
+    - target_update_period 1: the 2013 algorithm has no separate target network (Algorithm 1),
+      so the target is the online network of the previous update.
+    - loss ``mse``: Algorithm 1's squared error (rewards are clipped, errors are not).
+    - updates_per_env_step 1.0: Algorithm 1 does one minibatch update per action.
+    - gamma 0.99, lr 0.00025 and the RMSProp constants, learning_starts 50,000: not stated in
+      the 2013 paper; the Nature paper's values (Extended Data Table 1).
+    - eval_epsilon 0.05: Section 5.1.
+    - timesteps 2,500,000 agent steps = 10M frames (frame skip 4, Section 5).
+    """
+    return {
+        **ATARI_COMMON,
+        "network": "paper2013",
+        "loss": "mse",
+        "target_update_period": 1,
+        "updates_per_env_step": 1.0,
+        "learning_starts": 50_000,
+        "env_steps_per_iteration": 1_000,
+        "timesteps": 2_500_000,
+    }
+
+
+def cartpole() -> dict[str, Any]:
+    """A fast CPU run on CartPole-v1, shrunk for a laptop (not a paper setting).
+
+    The values are RL Baselines3 Zoo's tuned DQN for CartPole-v1 (hyperparams/dqn.yml):
+    lr 2.3e-3 (Adam), batch 64, replay 100,000, learning_starts 1,000, gamma 0.99, an MLP
+    256-256, 128 gradient steps every 256 env steps (updates_per_env_step 0.5), ε 1 → 0.04
+    over the first 16% of 50,000 steps (8,000), gradient norm clipped at 10. The Zoo copies
+    the target net every 10 env steps, which with 128 updates after each 256-step rollout
+    means one copy per rollout: here C = 128 updates. Huber loss as in the Nature paper.
+    """
+    return {
+        "network": "mlp",
+        "hiddens": [256, 256],
+        "gamma": 0.99,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "lr": 2.3e-3,
+        "adam_eps": 1e-8,
+        "loss": "huber",
+        "grad_clip": 10.0,
+        "replay_capacity": 100_000,
+        "learning_starts": 1_000,
+        "updates_per_env_step": 0.5,
+        "env_steps_per_iteration": 256,
+        "target_update_period": 128,
+        "epsilon_initial": 1.0,
+        "epsilon_final": 0.04,
+        "epsilon_anneal_steps": 8_000,
+        "eval_epsilon": 0.05,
+        "eval_episodes": 10,
+        "timesteps": 50_000,
+        "store_buffer_in_checkpoints": True,
+    }
+
+
+PRESETS = {"nature": nature, "paper2013": paper2013, "cartpole": cartpole}

@@ -1,0 +1,109 @@
+"""Environments for the RL algorithms: Gymnasium ids, and Atari with the DQN papers' preprocessing.
+
+Atari (Mnih et al. 2013, Section 4.1; Nature 2015, Methods "Preprocessing" and "Training details"):
+
+* ``AtariPreprocessing``: up to 30 no-op starts, frame skip 4 with the max over the last two
+  frames, 84×84 grey frames (uint8); the ALE's own frame skip and sticky actions are turned off
+  so that the wrapper does the papers' skipping on a deterministic emulator.
+* life loss is a terminal state **for training only** (RLlib's ``EpisodicLifeEnv``: the game
+  goes on after a lost life; only the learner sees ``terminated``).
+* rewards clipped to [-1, 1] (``ClipReward``) for training only; evaluation reports raw scores.
+* ``FrameStackObservation``: the last 4 frames, giving observations of shape 4×84×84.
+
+Every env runner builds its environments through :func:`env_creator`, registered with Tune under
+:data:`ENV_NAME`; the environment id and the train/eval switch travel in ``env_config``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from deepmorning.platform.errors import DeepmorningError
+
+#: The name under which :func:`env_creator` is registered with Ray Tune.
+ENV_NAME = "deepmorning-env"
+
+#: Agent steps (4 frames each) after which an evaluation episode is cut: 108,000 frames, the
+#: ALE's usual 30-minute cap.
+ATARI_MAX_EPISODE_STEPS = 27_000
+
+
+def register_atari() -> None:
+    """Make the ``ALE/...`` ids known to Gymnasium (ale-py ships the ROMs)."""
+    try:
+        import ale_py
+    except ImportError:  # pragma: no cover - ale-py is a dependency
+        return
+    gym.register_envs(ale_py)
+
+
+def is_atari(env_id: str) -> bool:
+    register_atari()
+    spec = gym.spec(env_id)
+    entry = spec.entry_point if isinstance(spec.entry_point, str) else ""
+    return env_id.startswith("ALE/") or "ale_py" in entry
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise a one-line error for an id Gymnasium does not know."""
+    register_atari()
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as exc:
+        raise DeepmorningError(f"unknown environment id '{env_id}' ({exc})") from exc
+
+
+def make_env(env_id: str, *, train: bool = True, **kwargs: Any) -> gym.Env:
+    """Build ``env_id``; Atari ids get the papers' preprocessing (see the module docstring)."""
+    check_env_id(env_id)
+    if not is_atari(env_id):
+        return gym.make(env_id, **kwargs)
+    return make_atari(env_id, train=train, **kwargs)
+
+
+def make_atari(env_id: str, *, train: bool = True, noop_max: int = 30,
+               frame_stack: int = 4, **kwargs: Any) -> gym.Env:
+    """The DQN papers' Atari pipeline from Gymnasium's (and RLlib's) wrappers."""
+    from gymnasium.wrappers import AtariPreprocessing, ClipReward, FrameStackObservation
+    try:
+        import cv2  # noqa: F401 - AtariPreprocessing resizes with OpenCV
+    except ImportError as exc:
+        raise DeepmorningError(
+            "Atari preprocessing needs OpenCV: pip install opencv-python-headless "
+            "(or gymnasium[other])"
+        ) from exc
+    from ray.rllib.env.wrappers.atari_wrappers import EpisodicLifeEnv
+
+    kwargs.setdefault("repeat_action_probability", 0.0)  # the papers' deterministic ALE
+    max_steps = None if train else ATARI_MAX_EPISODE_STEPS
+    env = gym.make(env_id, frameskip=1, max_episode_steps=max_steps, **kwargs)
+    env = AtariPreprocessing(env, noop_max=noop_max, frame_skip=4, screen_size=84,
+                             terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
+    if train:
+        env = EpisodicLifeEnv(env)
+        env = ClipReward(env, -1.0, 1.0)
+    return FrameStackObservation(env, frame_stack)
+
+
+def env_creator(env_config: dict) -> gym.Env:
+    """Tune env creator: ``env_config = {"id": ..., "train": bool}``."""
+    return make_env(env_config["id"], train=env_config.get("train", True))
+
+
+def register() -> str:
+    """Register :func:`env_creator` with Ray Tune; returns the name to give RLlib."""
+    from ray.tune.registry import register_env
+
+    register_env(ENV_NAME, env_creator)
+    return ENV_NAME
+
+
+def spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
+    """(observation space, action space) of the training environment."""
+    env = make_env(env_id, train=True)
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()

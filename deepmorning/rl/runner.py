@@ -1,0 +1,355 @@
+"""The algorithm-agnostic training loop behind ``deepmorning rl train`` and ``rl evaluate``.
+
+Any algorithm registered in :mod:`deepmorning.rl.registry` runs through :func:`train`:
+
+1. resolve the run config (env id, preset hyperparameters, resources) and open the run
+   directory (``--output``/``--resume``);
+2. build the RLlib ``Algorithm`` from the spec's ``AlgorithmConfig``; on resume restore the
+   latest checkpoint and drop the progress rows written after it (they are re-done);
+3. call ``algo.train()`` until ``timesteps`` env steps, with a live line (steps, episode return
+   mean, steps/s), one ``progress.csv`` row per iteration, periodic evaluations and
+   checkpoints, dashboard metrics;
+4. save the final checkpoint, evaluate, write ``summary.json`` and the learning-curve PNG.
+
+Evaluation runs the RLModule's ``forward_inference`` (for DQN: ε = 0.05 greedy) on the
+evaluation environment (for Atari: raw scores, whole games) in this process.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepmorning.platform import rundir
+from deepmorning.platform.errors import DeepmorningError
+from deepmorning.rl import envs, registry
+
+PROGRESS = "progress.csv"
+CHECKPOINT_PREFIX = "iter_"
+KEEP_CHECKPOINTS = 2
+MODULE_PATH = ("learner_group", "learner", "rl_module", "default_policy")
+
+
+@dataclass
+class TrainRequest:
+    """What the user asked for; ``None`` means the preset's value."""
+
+    algo: str
+    env: str
+    preset: str | None = None
+    timesteps: int | None = None
+    num_env_runners: int = 0
+    num_gpus_per_learner: float = 0
+    seed: int | None = 0
+    output: str | Path | None = None
+    resume: str | Path | None = None
+    eval_every: int | None = None  # env steps between evaluations; 0 = only at the end
+    eval_episodes: int | None = None
+    stop_return: float | None = None  # stop early once an evaluation reaches this mean
+    checkpoint_every: int = 10  # iterations
+    overrides: Mapping[str, Any] | None = None  # hyperparameters replacing the preset's
+    address: str | None = None
+    quiet: bool = False
+
+
+# -- configuration ---------------------------------------------------------------------------
+def resolve_config(req: TrainRequest) -> dict[str, Any]:
+    """Validate the request (env id, spaces, preset) and return the run's config dict."""
+    spec = registry.get(req.algo)
+    envs.check_env_id(req.env)
+    obs_space, action_space = envs.spaces(req.env)
+    spec.check_spaces(obs_space, action_space, req.env)
+    preset = req.preset or spec.default_preset(req.env)
+    hp = spec.preset(preset)
+    for key, value in (req.overrides or {}).items():
+        if key not in hp:
+            known = ", ".join(sorted(hp))
+            raise DeepmorningError(f"unknown hyperparameter '{key}' for preset {preset}; "
+                                   f"known: {known}")
+        hp[key] = value
+    timesteps = int(req.timesteps if req.timesteps is not None else hp.get("timesteps", 100_000))
+    if timesteps <= 0:
+        raise DeepmorningError("--timesteps must be positive")
+    if req.num_env_runners < 0:
+        raise DeepmorningError("--num-env-runners must be >= 0")
+    return {
+        "algo": spec.name,
+        "env": req.env,
+        "preset": preset,
+        "timesteps": timesteps,
+        "seed": req.seed,
+        "num_env_runners": req.num_env_runners,
+        "num_gpus_per_learner": req.num_gpus_per_learner,
+        "eval_every": int(req.eval_every if req.eval_every is not None else 0),
+        "eval_episodes": int(req.eval_episodes or hp.get("eval_episodes", 10)),
+        "stop_return": req.stop_return,
+        "checkpoint_every": max(1, req.checkpoint_every),
+        "hyperparameters": hp,
+    }
+
+
+def env_slug(env_id: str) -> str:
+    return env_id.replace("/", "-").lower()
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+def checkpoints(run: rundir.RunDir) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    if not run.checkpoints.is_dir():
+        return []
+    return sorted(p for p in run.checkpoints.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir()
+                  and not p.name.endswith(".tmp"))
+
+
+def latest_checkpoint(run: rundir.RunDir) -> Path | None:
+    found = checkpoints(run)
+    return found[-1] if found else None
+
+
+def save_checkpoint(algo: Any, run: rundir.RunDir) -> Path:
+    """Save to ``iter_NNNNNN.tmp`` then rename, so a killed driver never leaves half of one."""
+    final = run.checkpoints / f"{CHECKPOINT_PREFIX}{algo.iteration:06d}"
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    algo.save_to_path(str(tmp))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in checkpoints(run)[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def trim_progress(run: rundir.RunDir, iteration: int) -> None:
+    """Drop progress rows after ``iteration`` (written after the checkpoint we resume from)."""
+    df = run.read_table(PROGRESS)
+    if df.empty:
+        return
+    kept = df[df["iteration"] <= iteration]
+    if len(kept) == len(df):
+        return
+    path = run.path / PROGRESS
+    path.unlink()
+    if not kept.empty:
+        run.append_rows(PROGRESS, kept.to_dict("records"))
+
+
+# -- evaluation ------------------------------------------------------------------------------
+def policy_action(module: Any, obs: np.ndarray) -> np.ndarray:
+    """The module's evaluation action for one observation (``forward_inference``)."""
+    import torch
+    from ray.rllib.core.columns import Columns
+
+    with torch.no_grad():
+        out = module.forward_inference({Columns.OBS: torch.as_tensor(np.asarray(obs)[None])})
+        if Columns.ACTIONS in out:
+            action = out[Columns.ACTIONS]
+        else:
+            dist_cls = module.get_inference_action_dist_cls()
+            dist = dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS])
+            action = dist.to_deterministic().sample()
+    return action[0].cpu().numpy()
+
+
+def run_episodes(module: Any, env_id: str, episodes: int, seed: int | None = 0) -> list[float]:
+    """Undiscounted returns of ``episodes`` evaluation episodes."""
+    import gymnasium as gym
+
+    env = envs.make_env(env_id, train=False)
+    returns = []
+    try:
+        for i in range(episodes):
+            obs, _ = env.reset(seed=None if seed is None else seed + 10_000 + i)
+            total, done = 0.0, False
+            while not done:
+                action = policy_action(module, obs)
+                if isinstance(env.action_space, gym.spaces.Box):
+                    action = np.clip(action, env.action_space.low, env.action_space.high)
+                elif isinstance(env.action_space, gym.spaces.Discrete):
+                    action = int(action)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    finally:
+        env.close()
+    return returns
+
+
+def load_module(checkpoint: Path) -> Any:
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    path = checkpoint.joinpath(*MODULE_PATH)
+    if not path.is_dir():
+        raise DeepmorningError(f"{checkpoint} holds no RLModule at {'/'.join(MODULE_PATH)}")
+    module = RLModule.from_checkpoint(str(path))
+    module.eval()
+    return module
+
+
+def evaluate(run_dir: str | Path, episodes: int | None = None,
+             seed: int | None = 0) -> dict[str, Any]:
+    """Mean ± std return of the run's latest checkpoint under its evaluation policy."""
+    run = rundir.RunDir.open(run_dir)
+    cfg = run.config
+    if cfg.get("algo") is None or "env" not in cfg:
+        raise DeepmorningError(f"{run.path} is not an rl run directory")
+    checkpoint = latest_checkpoint(run)
+    if checkpoint is None:
+        raise DeepmorningError(f"{run.path} has no checkpoint to evaluate")
+    registry.get(cfg["algo"])  # algorithm module imported: its RLModule class is importable
+    episodes = int(episodes or cfg.get("eval_episodes", 10))
+    if episodes <= 0:
+        raise DeepmorningError("--episodes must be positive")
+    returns = run_episodes(load_module(checkpoint), cfg["env"], episodes, seed)
+    return summarize_returns(returns) | {"checkpoint": str(checkpoint), "env": cfg["env"]}
+
+
+def summarize_returns(returns: list[float]) -> dict[str, Any]:
+    arr = np.asarray(returns, dtype=float)
+    return {"eval_return_mean": float(arr.mean()), "eval_return_std": float(arr.std()),
+            "eval_episodes": len(returns), "eval_returns": [float(r) for r in returns]}
+
+
+# -- training --------------------------------------------------------------------------------
+def _peek(result: Mapping[str, Any], *keys: str, default: Any = math.nan) -> Any:
+    node: Any = result
+    for key in keys:
+        if not isinstance(node, Mapping) or key not in node:
+            return default
+        node = node[key]
+    return node
+
+
+def progress_row(result: Mapping[str, Any], wall_s: float, steps_per_s: float) -> dict[str, Any]:
+    from ray.rllib.utils.metrics import (
+        ENV_RUNNER_RESULTS,
+        EPISODE_LEN_MEAN,
+        EPISODE_RETURN_MEAN,
+        LEARNER_RESULTS,
+        NUM_ENV_STEPS_SAMPLED_LIFETIME,
+        NUM_EPISODES_LIFETIME,
+    )
+
+    return {
+        "iteration": int(result["training_iteration"]),
+        "env_steps": int(_peek(result, ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME,
+                               default=0)),
+        "episodes": int(_peek(result, ENV_RUNNER_RESULTS, NUM_EPISODES_LIFETIME, default=0)),
+        "episode_return_mean": float(_peek(result, ENV_RUNNER_RESULTS, EPISODE_RETURN_MEAN)),
+        "episode_len_mean": float(_peek(result, ENV_RUNNER_RESULTS, EPISODE_LEN_MEAN)),
+        "loss": float(_peek(result, LEARNER_RESULTS, "default_policy", "total_loss")),
+        "wall_s": round(wall_s, 3),
+        "env_steps_per_s": round(steps_per_s, 2),
+        "eval_return_mean": math.nan,
+        "eval_return_std": math.nan,
+    }
+
+
+def _evaluate_algo(algo: Any, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    returns = run_episodes(algo.get_module(), cfg["env"], cfg["eval_episodes"], cfg.get("seed"))
+    return summarize_returns(returns)
+
+
+def train(req: TrainRequest) -> dict[str, Any]:
+    """Train (or resume) one run; returns its summary (also written to summary.json)."""
+    from deepmorning.platform.console import console, print_kv, progress
+    from deepmorning.platform.metrics import RunMetrics
+    from deepmorning.platform.runtime import connect
+
+    if req.resume is not None:
+        cfg = None
+    else:
+        cfg = resolve_config(req)
+    name = f"{req.algo}-{env_slug(req.env)}" if req.env else req.algo
+    run, resumed = rundir.open_or_create(group="rl", name=name, config=cfg or {},
+                                         output=req.output, resume=req.resume)
+    cfg = run.config
+    spec = registry.get(cfg["algo"])
+    connect(req.address)
+    algo = spec.build_config(cfg).build_algo()
+    start_wall = 0.0
+    if resumed:
+        checkpoint = latest_checkpoint(run)
+        if checkpoint is not None:
+            algo.restore_from_path(str(checkpoint))
+        trim_progress(run, algo.iteration)
+        previous = run.read_table(PROGRESS)
+        start_wall = float(previous["wall_s"].iloc[-1]) if not previous.empty else 0.0
+    metrics = RunMetrics(run=run.path.name, area="rl")
+    if not req.quiet:
+        console.print(f"[bold]{cfg['algo']}[/bold] on {cfg['env']} (preset {cfg['preset']}, "
+                      f"{cfg['timesteps']} env steps) -> {run.path}"
+                      + (" [resumed]" if resumed else ""))
+    summary = _train_loop(algo, run, cfg, metrics, progress, start_wall, req.quiet)
+    algo.stop()
+    if not req.quiet:
+        print_kv(f"{cfg['algo']} {cfg['env']}", {k: v for k, v in summary.items()
+                                                 if k != "eval_returns"})
+    return summary
+
+
+def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: Any,
+                progress: Any, start_wall: float, quiet: bool) -> dict[str, Any]:
+    from deepmorning.rl.plots import plot_run
+
+    timesteps, eval_every = cfg["timesteps"], cfg["eval_every"]
+    previous = run.read_table(PROGRESS)
+    steps = int(previous["env_steps"].iloc[-1]) if not previous.empty else 0
+    best_eval = float(previous["eval_return_mean"].max()) if not previous.empty else -math.inf
+    next_eval = (steps // eval_every + 1) * eval_every if eval_every else math.inf
+    started = time.monotonic()
+    reached_at: int | None = None
+    with progress(timesteps, f"{cfg['algo']} {cfg['env']}") as line:
+        while steps < timesteps:
+            t0, steps_before = time.monotonic(), steps
+            result = algo.train()
+            wall = start_wall + time.monotonic() - started
+            row = progress_row(result, wall, 0.0)
+            steps = row["env_steps"]
+            row["env_steps_per_s"] = round((steps - steps_before) / max(1e-9, time.monotonic()
+                                                                         - t0), 2)
+            if steps >= next_eval:
+                row.update({k: v for k, v in _evaluate_algo(algo, cfg).items()
+                            if k in ("eval_return_mean", "eval_return_std")})
+                next_eval = (steps // eval_every + 1) * eval_every
+                best_eval = max(best_eval, row["eval_return_mean"])
+            run.append_rows(PROGRESS, [row])
+            if row["iteration"] % cfg["checkpoint_every"] == 0:
+                save_checkpoint(algo, run)
+            metrics.set("rl_episode_return_mean", row["episode_return_mean"])
+            metrics.set("rl_env_steps_per_s", row["env_steps_per_s"])
+            line.update(min(steps, timesteps), ret=row["episode_return_mean"],
+                        sps=row["env_steps_per_s"], eval=row["eval_return_mean"])
+            stop = cfg.get("stop_return")
+            if stop is not None and best_eval >= stop:
+                reached_at = steps
+                break
+    checkpoint = save_checkpoint(algo, run)
+    final_eval = _evaluate_algo(algo, cfg)
+    table = run.read_table(PROGRESS)
+    wall = float(table["wall_s"].iloc[-1]) if not table.empty else 0.0
+    summary = {
+        "algo": cfg["algo"],
+        "env": cfg["env"],
+        "preset": cfg["preset"],
+        "env_steps": steps,
+        "iterations": algo.iteration,
+        "wall_s": wall,
+        "env_steps_per_s": steps / wall if wall else math.nan,
+        "episode_return_mean": float(table["episode_return_mean"].iloc[-1])
+        if not table.empty else math.nan,
+        **final_eval,
+        "best_eval_return_mean": max(best_eval, final_eval["eval_return_mean"]),
+        "stopped_at_return": reached_at,
+        "checkpoint": str(checkpoint),
+    }
+    run.finish(summary)
+    plot_run(run)
+    return summary
