@@ -47,9 +47,13 @@ def check_env(env: Any, env_config: dict | None = None) -> gym.spaces.Box:
     """Make ``env`` once and return its action space; one-line errors for what DDPG can't use.
 
     Only Gymnasium ids (strings) are checked; other env specs (callables, names registered
-    with Ray Tune) are left to RLlib.
+    with Ray Tune such as the shared runner's ``deepmorning-env``) are left to RLlib.
     """
     if not isinstance(env, str):
+        return None
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
+    if _global_registry.contains(ENV_CREATOR, env):
         return None
     try:
         probe = gym.make(env, **(env_config or {}))
@@ -187,6 +191,25 @@ class DDPGConfig(AlgorithmConfig):
         else:
             pipeline.append(noise)
         return pipeline
+
+
+#: Preset key -> DDPGConfig attribute, for the keys whose names differ.
+_RENAMED = {
+    "train_batch_size": "train_batch_size_per_learner",
+    "learning_starts": "num_steps_sampled_before_learning_starts",
+}
+#: Preset keys that are not DDPGConfig.training() settings.
+_NOT_TRAINING = ("rollout_fragment_length", "timesteps", "eval_episodes")
+
+
+def config_from_hyperparameters(hp: dict[str, Any], seed: int | None = None) -> DDPGConfig:
+    """A :class:`DDPGConfig` from a preset's hyperparameters (see ``presets.py``)."""
+    training = {_RENAMED.get(k, k): v for k, v in hp.items() if k not in _NOT_TRAINING}
+    config = DDPGConfig().training(**training)
+    if "rollout_fragment_length" in hp:
+        config.env_runners(rollout_fragment_length=int(hp["rollout_fragment_length"]))
+    config.debugging(seed=seed, log_level="ERROR")
+    return config
 
 
 class DDPG(Algorithm):

@@ -1,83 +1,96 @@
-"""Named DDPG settings: ``paper`` (Lillicrap et al. 2015) and ``pendulum`` (tuned for a CPU).
+"""DDPG hyperparameter presets; each docstring says where its values come from.
 
-A preset is a dict of :class:`DDPGConfig` ``training()`` settings plus a docstring that says
-where each value comes from; :func:`apply_preset` applies one to a config.
+A preset is a function returning plain JSON values (stored in the run's ``config.json``): the
+:class:`~deepmorning.rl.ddpg.algorithm.DDPGConfig` settings of :data:`HYPERPARAMETERS` plus the
+runner's ``timesteps`` and ``eval_episodes``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from deepmorning.platform.errors import DeepmorningError
 
-PAPER: dict[str, Any] = {
-    "actor_lr": 1e-4,
-    "critic_lr": 1e-3,
-    "critic_weight_decay": 1e-2,
-    "gamma": 0.99,
-    "tau": 1e-3,
-    "train_batch_size_per_learner": 64,
-    "replay_capacity": 1_000_000,
-    "actor_hiddens": (400, 300),
-    "critic_hiddens": (400, 300),
-    "batch_norm": True,
-    "noise_type": "ou",
-    "noise_sigma": 0.2,
-    "ou_theta": 0.15,
-    "random_steps": 0,
-    "updates_per_step": 1.0,
-    "num_steps_sampled_before_learning_starts": 64,
-}
-PAPER_DOC = """The paper's low-dimensional settings (Lillicrap et al. 2015, section 7 "Experiment
-details"): Adam with learning rates 1e-4 (actor) and 1e-3 (critic), L2 weight decay 1e-2 on the
-critic, discount 0.99, soft target updates with tau = 0.001, minibatches of 64 from a replay
-buffer of 10^6, 400-300 ReLU networks with the action entering the critic at the second layer,
-batch normalization, Ornstein-Uhlenbeck exploration with theta = 0.15 and sigma = 0.2, and one
-update per environment step (Algorithm 1). Learning starts once one minibatch is stored (the
-paper does not say)."""
+def paper() -> dict[str, Any]:
+    """The paper's low-dimensional settings (Lillicrap et al. 2015, section 7).
 
-PENDULUM: dict[str, Any] = {
-    **PAPER,
-    "actor_lr": 1e-3,
-    "critic_lr": 1e-3,
-    "critic_weight_decay": 0.0,
-    "gamma": 0.98,
-    "tau": 5e-3,
-    "train_batch_size_per_learner": 128,
-    "replay_capacity": 200_000,
-    "batch_norm": False,
-    "noise_type": "gaussian",
-    "noise_sigma": 0.1,
-    "random_steps": 1000,
-    "num_steps_sampled_before_learning_starts": 1000,
-}
-PENDULUM_DOC = """Tuned to solve Pendulum-v1 (mean return >= -200) in well under 30k env steps
-on a CPU. Differs from the paper in: actor learning rate 1e-3 (paper 1e-4) and tau = 0.005
-(paper 0.001), so that a run of a few thousand updates moves far enough; no critic weight
-decay (paper 1e-2), which on Pendulum's returns of -1000..0 pulls Q towards 0 and slows
-learning; discount 0.98 (paper 0.99), a shorter horizon that suits 200-step episodes;
-minibatch 128 (paper 64) for lower-variance updates; no batch normalization (the inputs are
-already of order 1); Gaussian noise with sigma = 0.1 of the half action range instead of OU
-noise, and 1000 uniformly random warm-up steps before learning starts (paper: none), which
-fill the buffer with diverse swings; replay 2e5 (plenty for 30k steps). The network sizes and
-the one-update-per-env-step ratio are the paper's. These follow the rl-zoo3 settings for DDPG
-on Pendulum, with a shorter warm-up."""
-
-PRESETS: dict[str, tuple[dict[str, Any], str]] = {
-    "paper": (PAPER, PAPER_DOC),
-    "pendulum": (PENDULUM, PENDULUM_DOC),
-}
+    - actor_lr 1e-4, critic_lr 1e-3: "Adam ... learning rate of 10^-4 and 10^-3 for the actor
+      and critic respectively".
+    - critic_weight_decay 1e-2: "For Q we included L2 weight decay of 10^-2".
+    - gamma 0.99: "discount factor of gamma = 0.99".
+    - tau 0.001: "soft target updates ... tau = 0.001".
+    - hiddens (400, 300), ReLU, action into the critic's 2nd layer, final layers in
+      ±3e-3: "2 hidden layers with 400 and 300 units ... Actions were not included until the
+      2nd hidden layer of Q ... final layer weights and biases ... [-3e-3, 3e-3]".
+    - batch_norm on: section 3, "batch normalization" on the low-dimensional inputs.
+    - train_batch_size 64, replay 10^6: "minibatch sizes of 64 ... replay buffer size of 10^6".
+    - noise OU, theta 0.15, sigma 0.2: "Ornstein-Uhlenbeck process ... theta = 0.15 and
+      sigma = 0.2" (here in units of half the action range, dt = 1).
+    - updates_per_step 1: Algorithm 1 (one minibatch update per environment step).
+    - Not in the paper: learning starts once one minibatch is stored (64 steps);
+      timesteps 1,000,000 (the paper's curves run to about 1M steps on most tasks);
+      rollout_fragment_length 64 (env steps per EnvRunner per training step, i.e. how much
+      work one RLlib call batches).
+    """
+    return {
+        "actor_lr": 1e-4,
+        "critic_lr": 1e-3,
+        "critic_weight_decay": 1e-2,
+        "gamma": 0.99,
+        "tau": 1e-3,
+        "train_batch_size": 64,
+        "replay_capacity": 1_000_000,
+        "actor_hiddens": [400, 300],
+        "critic_hiddens": [400, 300],
+        "batch_norm": True,
+        "noise_type": "ou",
+        "noise_sigma": 0.2,
+        "ou_theta": 0.15,
+        "ou_dt": 1.0,
+        "random_steps": 0,
+        "updates_per_step": 1.0,
+        "learning_starts": 64,
+        "rollout_fragment_length": 64,
+        "store_buffer_in_checkpoints": True,
+        "timesteps": 1_000_000,
+        "eval_episodes": 10,
+    }
 
 
-def preset_settings(name: str) -> dict[str, Any]:
-    """The ``training()`` settings of preset ``name``; a one-line error for an unknown one."""
-    if name not in PRESETS:
-        raise DeepmorningError(
-            f"unknown DDPG preset '{name}'; choose one of {', '.join(PRESETS)}"
-        )
-    return dict(PRESETS[name][0])
+def pendulum() -> dict[str, Any]:
+    """Tuned to solve Pendulum-v1 (mean evaluation return >= -200) fast on a CPU.
+
+    Same as ``paper`` except (the rl-zoo3 DDPG settings for Pendulum, with a shorter warm-up):
+
+    - actor_lr 1e-3 (paper 1e-4) and tau 0.005 (paper 0.001): a run of a few thousand
+      updates has to move the actor and the targets far enough;
+    - critic_weight_decay 0 (paper 1e-2): with returns of -1000..0 the decay pulls Q towards
+      0 and slows learning on this task;
+    - gamma 0.98 (paper 0.99): a shorter horizon suits 200-step episodes;
+    - batch_norm off (paper on): Pendulum's inputs are already of order 1, and batch norm
+      makes the few thousand early updates noisier;
+    - Gaussian noise, sigma 0.1 of the half action range (paper: OU, theta 0.15, sigma 0.2);
+    - 1,000 uniformly random warm-up steps before learning starts (paper: none), filling the
+      buffer with diverse swings;
+    - train_batch_size 128 (paper 64): lower-variance updates for little extra CPU;
+    - replay 200,000 (paper 10^6): plenty for 30k steps;
+    - rollout_fragment_length 200 (one Pendulum episode per training step), timesteps 30,000.
+    """
+    return {
+        **paper(),
+        "actor_lr": 1e-3,
+        "critic_weight_decay": 0.0,
+        "gamma": 0.98,
+        "tau": 5e-3,
+        "batch_norm": False,
+        "noise_type": "gaussian",
+        "noise_sigma": 0.1,
+        "random_steps": 1000,
+        "learning_starts": 1000,
+        "train_batch_size": 128,
+        "replay_capacity": 200_000,
+        "rollout_fragment_length": 200,
+        "timesteps": 30_000,
+    }
 
 
-def apply_preset(config, name: str):
-    """Apply preset ``name`` to a :class:`DDPGConfig` and return it."""
-    return config.training(**preset_settings(name))
+PRESETS = {"paper": paper, "pendulum": pendulum}
