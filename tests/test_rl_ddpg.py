@@ -338,3 +338,26 @@ def test_short_pendulum_run_writes_its_run_directory_and_evaluates(tmp_path):
     assert ev.returncode == 0, ev.stderr[-3000:]
     assert f"return {summary['eval_return_mean']:.2f} ± {summary['eval_return_std']:.2f}" \
         in ev.stdout
+
+
+# -- the bar (minutes: run with -m slow) ---------------------------------------------
+@pytest.mark.slow
+def test_pendulum_reaches_minus_200_within_30k_steps_on_two_of_three_seeds(tmp_path):
+    import ray
+
+    from deepmorning.rl.runner import TrainRequest, train
+
+    reached = {}
+    try:
+        for seed in (0, 1, 2):
+            summary = train(TrainRequest(
+                algo="ddpg", env="Pendulum-v1", preset="pendulum", timesteps=30_000,
+                seed=seed, eval_every=1_000, eval_episodes=10, stop_return=-200.0,
+                checkpoint_every=1_000, output=tmp_path / f"seed{seed}", quiet=True,
+            ))
+            reached[seed] = summary["stopped_at_return"]
+            print(f"seed {seed}: reached -200 at {reached[seed]} env steps "
+                  f"(final eval {summary['eval_return_mean']:.1f})")
+    finally:
+        ray.shutdown()
+    assert sum(r is not None and r <= 30_000 for r in reached.values()) >= 2, reached
