@@ -340,6 +340,52 @@ def test_short_pendulum_run_writes_its_run_directory_and_evaluates(tmp_path):
         in ev.stdout
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """An embedded Ray of our own (address="local": never attach to another cluster)."""
+    import ray
+
+    from deepmorning.platform.runtime import connect
+
+    connect(None, num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_checkpoint_restores_weights_replay_and_counters(local_ray, tmp_path):
+    from deepmorning.rl.ddpg.algorithm import config_from_hyperparameters
+
+    hp = PRESETS["pendulum"]() | {"learning_starts": 100, "random_steps": 100,
+                                  "rollout_fragment_length": 100}
+    config = config_from_hyperparameters(hp, seed=3).environment("Pendulum-v1")
+    algo = config.build_algo()
+    try:
+        for _ in range(2):
+            algo.train()
+        assert len(algo.local_replay_buffer) == 200
+        algo.save_to_path(str(tmp_path / "ckpt"))
+        weights = algo.learner_group.get_weights()[DEFAULT_MODULE_ID]
+    finally:
+        algo.stop()
+    restored = config.build_algo()
+    try:
+        restored.restore_from_path(str(tmp_path / "ckpt"))
+        assert restored.iteration == 2
+        assert len(restored.local_replay_buffer) == 200  # the experience survives a resume
+        again = restored.learner_group.get_weights()[DEFAULT_MODULE_ID]
+        assert set(again) == set(weights)  # incl. the target networks
+        for key, value in weights.items():
+            np.testing.assert_array_equal(again[key], value)
+        # The EnvRunner acts with the restored actor (and holds nothing but the actor).
+        runner_state = restored.get_module().get_state()
+        assert runner_state and all(k.startswith("actor.") for k in runner_state)
+        for key, value in runner_state.items():
+            np.testing.assert_array_equal(value, weights[key])
+        restored.local_replay_buffer.sample_transitions(64)
+    finally:
+        restored.stop()
+
+
 # -- the issue's bar (minutes: run with -m slow) ---------------------------------------------
 @pytest.mark.slow
 def test_pendulum_reaches_minus_200_within_30k_steps_on_two_of_three_seeds(tmp_path):
