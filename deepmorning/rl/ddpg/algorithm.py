@@ -14,6 +14,7 @@ One :meth:`DDPG.training_step` runs Algorithm 1 of the paper in a batch:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -182,9 +183,14 @@ class DDPGConfig(AlgorithmConfig):
     def build_module_to_env_connector(self, env=None, spaces=None):
         """RLlib's module-to-env pipeline plus our exploration noise before the action clip."""
         pipeline = super().build_module_to_env_connector(env, spaces)
+        seed = self.seed
+        if seed is not None and self.num_env_runners > 0:
+            # Every remote EnvRunner builds its own piece from this same config: give each
+            # its own noise stream (reproducible runs sample in the driver, 0 EnvRunners).
+            seed = [seed, os.getpid()]
         noise = ExplorationNoise(
             noise_type=self.noise_type, sigma=self.noise_sigma, theta=self.ou_theta,
-            dt=self.ou_dt, random_steps=self.random_steps, seed=self.seed,
+            dt=self.ou_dt, random_steps=self.random_steps, seed=seed,
         )
         if self.add_default_connectors_to_module_to_env_pipeline:
             pipeline.insert_before(NormalizeAndClipActions, noise)

@@ -88,7 +88,8 @@ class ExplorationNoise(ConnectorV2):
     def __init__(self, input_observation_space: gym.Space | None = None,
                  input_action_space: gym.Space | None = None, *, noise_type: str = "ou",
                  sigma: float = 0.2, theta: float = 0.15, dt: float = 1.0,
-                 random_steps: int = 0, seed: int | None = None, **kwargs: Any) -> None:
+                 random_steps: int = 0, seed: int | list[int] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(input_observation_space, input_action_space, **kwargs)
         if noise_type not in NOISE_TYPES:
             raise ValueError(f"unknown noise type {noise_type!r}")
