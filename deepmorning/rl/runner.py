@@ -17,6 +17,7 @@ evaluation environment (for Atari: raw scores, whole games) in this process.
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import time
@@ -160,7 +161,10 @@ def policy_action(module: Any, obs: np.ndarray) -> np.ndarray:
 def run_episodes(module: Any, env_id: str, episodes: int, seed: int | None = 0) -> list[float]:
     """Undiscounted returns of ``episodes`` evaluation episodes."""
     import gymnasium as gym
+    import torch
 
+    if seed is not None:  # the evaluation policy's own randomness (ε) is reproducible too
+        torch.manual_seed(seed)
     env = envs.make_env(env_id, train=False)
     returns = []
     try:
@@ -273,6 +277,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
     cfg = run.config
     spec = registry.get(cfg["algo"])
     connect(req.address)
+    logging.getLogger("ray.rllib").setLevel(logging.ERROR)  # "new API stack" notices etc.
     algo = spec.build_config(cfg).build_algo()
     start_wall = 0.0
     if resumed:
@@ -286,7 +291,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
     if not req.quiet:
         console.print(f"[bold]{cfg['algo']}[/bold] on {cfg['env']} (preset {cfg['preset']}, "
                       f"{cfg['timesteps']} env steps) -> {run.path}"
-                      + (" [resumed]" if resumed else ""))
+                      + (" (resumed)" if resumed else ""))
     summary = _train_loop(algo, run, cfg, metrics, progress, start_wall, req.quiet)
     algo.stop()
     if not req.quiet:

@@ -1,0 +1,287 @@
+"""DQN on RLlib's new API stack: networks, loss, target network, ε, and the CLI end to end.
+
+Real Ray, real RLlib, real environments; runs are tiny. Long runs are marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+
+from deepmorning.rl.dqn import build_config
+from deepmorning.rl.dqn.learner import td_loss
+from deepmorning.rl.dqn.module import Q_VALUES, QModule, linear_epsilon
+from deepmorning.rl.dqn.presets import cartpole
+from tests.conftest import run_cli
+
+PIXELS = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+VECTOR = gym.spaces.Box(-5.0, 5.0, (4,), np.float32)
+FAST_CARTPOLE = ["--set", "learning_starts=256", "--checkpoint-every", "2"]
+
+
+def make_module(obs_space: gym.Space, n_actions: int, **model_config) -> QModule:
+    spec = RLModuleSpec(module_class=QModule, observation_space=obs_space,
+                        action_space=gym.spaces.Discrete(n_actions),
+                        model_config={"torch_threads": 1, **model_config})
+    module = spec.build()
+    module.make_target_networks()
+    return module
+
+
+@pytest.mark.parametrize(
+    ("network", "space", "n_actions", "first_layer"),
+    [("paper2013", PIXELS, 6, (16, 4, 8, 8)), ("nature", PIXELS, 18, (32, 4, 8, 8)),
+     ("mlp", VECTOR, 2, (256, 4))],
+)
+def test_q_values_have_one_column_per_action(network, space, n_actions, first_layer):
+    module = make_module(space, n_actions, network=network)
+    obs = torch.as_tensor(np.stack([space.sample() for _ in range(5)]))
+    q = module.forward_train({Columns.OBS: obs})[Q_VALUES]
+    assert q.shape == (5, n_actions)
+    assert module.forward_target({Columns.OBS: obs})[Q_VALUES].shape == (5, n_actions)
+    weights = [p for p in module.q_net.parameters() if p.dim() > 1]
+    assert tuple(weights[0].shape) == first_layer
+
+
+def test_paper_networks_have_the_papers_layers():
+    m2013 = make_module(PIXELS, 4, network="paper2013")
+    nature = make_module(PIXELS, 4, network="nature")
+    shapes = lambda m: [tuple(p.shape) for p in m.q_net.parameters() if p.dim() > 1]  # noqa: E731
+    assert shapes(m2013) == [(16, 4, 8, 8), (32, 16, 4, 4), (256, 2592), (4, 256)]
+    assert shapes(nature) == [(32, 4, 8, 8), (64, 32, 4, 4), (64, 64, 3, 3), (512, 3136),
+                              (4, 512)]
+
+
+def small_learner(**overrides):
+    hp = cartpole() | {"hiddens": [8], "batch_size": 4} | overrides
+    config = build_config({"env": "CartPole-v1", "hyperparameters": hp, "seed": 0})
+    config.environment(observation_space=VECTOR, action_space=gym.spaces.Discrete(2))
+    return config.build_learner()
+
+
+def random_batch(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        Columns.OBS: rng.normal(size=(n, 4)).astype(np.float32),
+        Columns.ACTIONS: rng.integers(0, 2, n),
+        Columns.REWARDS: rng.normal(size=n).astype(np.float32) * 3,
+        Columns.NEXT_OBS: rng.normal(size=(n, 4)).astype(np.float32),
+        Columns.TERMINATEDS: (rng.random(n) < 0.4).astype(np.float32),
+    }
+
+
+@pytest.mark.parametrize("loss", ["huber", "mse", "clipped_mse"])
+def test_loss_matches_a_hand_computation(loss):
+    learner = small_learner(loss=loss, gamma=0.9)
+    module = learner.module["default_policy"].unwrapped()
+    with torch.no_grad():  # make target and online nets differ
+        for p in module._target_q_net.parameters():
+            p.add_(0.5)
+    raw = random_batch(6)
+    batch = {k: torch.as_tensor(v) for k, v in raw.items()}
+    fwd = module.forward_train(batch)
+    got = learner.compute_loss_for_module(module_id="default_policy", config=learner.config,
+                                          batch=batch, fwd_out=fwd)
+    # By hand, with numpy: y = r + γ (1 - done) max_a' Q_target(s', a'), δ = y - Q(s, a).
+    with torch.no_grad():
+        q = module.q_net(batch[Columns.OBS]).numpy()
+        q_next = module._target_q_net(batch[Columns.NEXT_OBS]).numpy()
+    y = raw[Columns.REWARDS] + 0.9 * (1 - raw[Columns.TERMINATEDS]) * q_next.max(axis=1)
+    delta = y - q[np.arange(6), raw[Columns.ACTIONS]]
+    if loss == "huber":
+        expected = np.where(np.abs(delta) <= 1, 0.5 * delta**2, np.abs(delta) - 0.5).mean()
+    else:
+        expected = (0.5 * delta**2).mean()
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_clipped_squared_error_has_the_clipped_gradient():
+    delta = torch.tensor([-3.0, -0.5, 0.2, 2.0], requires_grad=True)
+    td_loss(delta, "clipped_mse").backward()
+    assert delta.grad.tolist() == pytest.approx([-0.25, -0.125, 0.05, 0.25])  # clip(δ)/4
+
+
+def params(net: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_target_network_is_copied_exactly_every_c_updates():
+    learner = small_learner(target_update_period=3, batch_size=4, lr=0.05)
+    module = learner.module["default_policy"].unwrapped()
+    initial_target = params(module._target_q_net)
+
+    def update(num_minibatches: int, seed: int) -> None:
+        b = SampleBatch(random_batch(4 * num_minibatches, seed))
+        learner.update(batch=MultiAgentBatch({"default_policy": b}, env_steps=len(b)),
+                       minibatch_size=4, num_epochs=1, timesteps={})
+
+    update(2, seed=1)  # updates 1, 2: target untouched while the online net moves
+    assert same(params(module._target_q_net), initial_target)
+    assert not same(params(module.q_net), initial_target)
+    update(1, seed=2)  # update 3: copy
+    assert same(params(module._target_q_net), params(module.q_net))
+    copied = params(module._target_q_net)
+    update(2, seed=3)  # updates 4, 5
+    assert same(params(module._target_q_net), copied)
+    update(1, seed=4)  # update 6: copy
+    assert same(params(module._target_q_net), params(module.q_net))
+    assert learner._num_updates == 6
+
+
+def test_epsilon_is_annealed_linearly_then_fixed():
+    assert linear_epsilon(0, 1.0, 0.1, 1000) == 1.0
+    assert linear_epsilon(500, 1.0, 0.1, 1000) == pytest.approx(0.55)
+    assert linear_epsilon(1000, 1.0, 0.1, 1000) == pytest.approx(0.1)
+    assert linear_epsilon(10**7, 1.0, 0.1, 1000) == pytest.approx(0.1)
+
+
+def test_exploration_uses_the_schedule_and_inference_uses_eval_epsilon():
+    module = make_module(VECTOR, 4, network="mlp", epsilon_initial=1.0, epsilon_final=0.0,
+                         epsilon_anneal_steps=100, eval_epsilon=0.0)
+    obs = torch.zeros((2000, 4))
+    greedy = module.forward_train({Columns.OBS: obs})[Q_VALUES].argmax(-1)
+    early = module.forward_exploration({Columns.OBS: obs}, t=0)[Columns.ACTIONS]
+    late = module.forward_exploration({Columns.OBS: obs}, t=100)[Columns.ACTIONS]
+    half = module.forward_exploration({Columns.OBS: obs}, t=50)[Columns.ACTIONS]
+    assert (early != greedy).float().mean() > 0.6  # ε = 1: uniform, 3/4 differ
+    assert torch.equal(late, greedy)  # ε = 0 after annealing
+    assert 0.25 < (half != greedy).float().mean() < 0.5  # ε = 0.5: 3/8 differ
+    assert torch.equal(module.forward_inference({Columns.OBS: obs})[Columns.ACTIONS], greedy)
+
+
+# -- the CLI end to end ----------------------------------------------------------------------
+def one_error_line(result) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_bad_env_continuous_env_and_bad_preset_are_one_line_errors(tmp_path):
+    assert "unknown environment id" in one_error_line(
+        run_cli("rl", "train", "dqn", "--env", "NoSuchEnv-v9", "--output", str(tmp_path / "a")))
+    assert "discrete action space" in one_error_line(
+        run_cli("rl", "train", "dqn", "--env", "Pendulum-v1", "--output", str(tmp_path / "b")))
+    assert "unknown preset 'fast'" in one_error_line(
+        run_cli("rl", "train", "dqn", "--env", "CartPole-v1", "--preset", "fast",
+                "--output", str(tmp_path / "c")))
+    assert "unknown algorithm" in one_error_line(
+        run_cli("rl", "train", "a2c", "--env", "CartPole-v1"))
+    assert not any((tmp_path / d).exists() for d in "abc")
+
+
+@pytest.fixture(scope="module")
+def cartpole_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rl") / "dqn-cartpole"
+    res = run_cli("rl", "train", "dqn", "--env", "CartPole-v1", "--timesteps", "1536",
+                  "--eval-every", "768", "--eval-episodes", "3", *FAST_CARTPOLE,
+                  "--output", str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+def test_cartpole_run_writes_its_run_directory(cartpole_run):
+    progress = pd.read_csv(cartpole_run / "progress.csv")
+    assert list(progress["iteration"]) == [1, 2, 3, 4, 5, 6]
+    assert list(progress["env_steps"]) == [256 * i for i in range(1, 7)]
+    assert progress["loss"].notna().sum() >= 4  # learning started after 256 steps
+    assert progress["eval_return_mean"].notna().sum() == 2
+    summary = json.loads((cartpole_run / "summary.json").read_text())
+    assert summary["env_steps"] == 1536 and summary["eval_episodes"] == 3
+    assert (cartpole_run / "learning_curve.png").stat().st_size > 0
+    assert (Path(summary["checkpoint"]) / "learner_group").is_dir()
+
+
+def test_checkpoint_evaluate_round_trip(cartpole_run):
+    res = run_cli("rl", "evaluate", str(cartpole_run), "--episodes", "2")
+    assert res.returncode == 0, res.stderr
+    assert "over 2 episodes" in res.stdout and "±" in res.stdout
+    from deepmorning.rl.runner import evaluate
+
+    # The checkpoint restores the trained policy: same episodes as the run's final evaluation.
+    restored = evaluate(cartpole_run, episodes=3, seed=0)
+    summary = json.loads((cartpole_run / "summary.json").read_text())
+    assert restored["eval_returns"] == summary["eval_returns"]
+    assert restored["checkpoint"] == summary["checkpoint"]
+
+
+def test_resume_continues_without_losing_or_repeating_rows(cartpole_run, tmp_path):
+    run = tmp_path / "interrupted"
+    shutil.copytree(cartpole_run, run)
+    # Simulate a driver killed after iteration 6 but before its checkpoint and summary.
+    (run / "summary.json").unlink()
+    shutil.rmtree(run / "checkpoints" / "iter_000006")
+    res = run_cli("rl", "train", "dqn", "--env", "CartPole-v1", "--resume", str(run))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "(resumed)" in res.stdout.replace("\n", "")
+    summary = json.loads((run / "summary.json").read_text())
+    progress = pd.read_csv(run / "progress.csv")
+    assert list(progress["iteration"]) == [1, 2, 3, 4, 5, 6]
+    assert progress["env_steps"].is_monotonic_increasing
+    assert summary["env_steps"] == 1536 and summary["iterations"] == 6
+    assert (run / "checkpoints" / "iter_000006").is_dir()
+
+
+def test_a_finished_run_cannot_be_resumed(cartpole_run):
+    line = one_error_line(run_cli("rl", "train", "dqn", "--env", "CartPole-v1",
+                                  "--resume", str(cartpole_run)))
+    assert "already finished" in line
+
+
+# -- Atari -------------------------------------------------------------------------------------
+def test_atari_pipeline_gives_4x84x84_frames_and_clipped_rewards():
+    pytest.importorskip("cv2")
+    from deepmorning.rl import envs
+
+    train_env = envs.make_env("ALE/Pong-v5", train=True)
+    obs, _ = train_env.reset(seed=0)
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+    rewards = [train_env.step(train_env.action_space.sample())[1] for _ in range(300)]
+    assert set(rewards) <= {-1.0, 0.0, 1.0}
+    eval_env = envs.make_env("ALE/Pong-v5", train=False)
+    assert eval_env.observation_space.shape == (4, 84, 84)
+    train_env.close()
+    eval_env.close()
+
+
+@pytest.mark.slow
+def test_pong_runs_end_to_end_with_the_nature_preset(tmp_path):
+    pytest.importorskip("cv2")
+    out = tmp_path / "pong"
+    res = run_cli("rl", "train", "dqn", "--env", "ALE/Pong-v5", "--preset", "nature",
+                  "--timesteps", "2000", "--set", "learning_starts=1000",
+                  "--set", "replay_capacity=5000", "--set", "env_steps_per_iteration=500",
+                  "--set", "eval_episodes=1", "--output", str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    progress = pd.read_csv(out / "progress.csv")
+    assert progress["env_steps"].iloc[-1] == 2000
+    assert progress["loss"].notna().any()
+    assert json.loads((out / "config.json").read_text())["hyperparameters"]["network"] == "nature"
+
+
+@pytest.mark.slow
+def test_cartpole_reaches_475_within_100k_steps_on_two_of_three_seeds(tmp_path):
+    reached = []
+    for seed in (0, 1, 2):
+        out = tmp_path / f"seed{seed}"
+        res = run_cli("rl", "train", "dqn", "--env", "CartPole-v1", "--timesteps", "100000",
+                      "--seed", str(seed), "--eval-every", "5000", "--stop-return", "475",
+                      "--output", str(out), timeout=3000)
+        assert res.returncode == 0, res.stderr[-3000:]
+        reached.append(json.loads((out / "summary.json").read_text())["best_eval_return_mean"]
+                       >= 475)
+    assert sum(reached) >= 2, reached
