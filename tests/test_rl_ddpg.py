@@ -118,11 +118,11 @@ def test_soft_update_moves_targets_by_exactly_tau(batch_norm):
                 assert moved > 0
 
 
-def _learner(**training):
+def _learner(batch_norm: bool = False, **training):
     env = gym.make("Pendulum-v1")
     config = DDPGConfig().environment(observation_space=env.observation_space,
                                       action_space=env.action_space)
-    config.training(batch_norm=False, **training)
+    config.training(batch_norm=batch_norm, **training)
     return config.build_learner()
 
 
@@ -171,9 +171,10 @@ def test_learner_optimizers_and_gradients_follow_the_paper():
         torch.testing.assert_close(grads[learner.get_param_ref(p)], g, rtol=1e-5, atol=1e-7)
 
 
-def test_learner_update_changes_both_nets_and_soft_updates_targets():
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_learner_update_changes_both_nets_and_soft_updates_targets(batch_norm):
     torch.manual_seed(0)
-    learner = _learner(tau=0.5)
+    learner = _learner(batch_norm, tau=0.5)
     module = learner.module[DEFAULT_MODULE_ID]
     from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
@@ -187,6 +188,10 @@ def test_learner_update_changes_both_nets_and_soft_updates_targets():
     # Targets have no gradients; they move only through the soft update.
     assert any(n.startswith("target_critic.") for n in changed)
     assert not any(p.requires_grad for p in module.target_critic.parameters())
+    assert not module.target_actor.training and not module.target_critic.training
+    if batch_norm:  # running statistics follow into the targets through the soft update
+        assert not torch.equal(module.target_actor.bn1.running_mean,
+                               torch.zeros_like(module.target_actor.bn1.running_mean))
 
 
 # -- exploration -----------------------------------------------------------------------------
