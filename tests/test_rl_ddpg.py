@@ -368,6 +368,10 @@ def test_checkpoint_restores_weights_replay_and_counters(local_ray, tmp_path):
         for _ in range(2):
             algo.train()
         assert len(algo.local_replay_buffer) == 200
+        # The EnvRunner's pipeline carries our noise piece, which acted on every env step.
+        pieces = [c for c in algo.env_runner._module_to_env.connectors
+                  if isinstance(c, ExplorationNoise)]
+        assert len(pieces) == 1 and pieces[0].steps == 200
         algo.save_to_path(str(tmp_path / "ckpt"))
         weights = algo.learner_group.get_weights()[DEFAULT_MODULE_ID]
     finally:
@@ -376,6 +380,9 @@ def test_checkpoint_restores_weights_replay_and_counters(local_ray, tmp_path):
     try:
         restored.restore_from_path(str(tmp_path / "ckpt"))
         assert restored.iteration == 2
+        restored_piece = next(c for c in restored.env_runner._module_to_env.connectors
+                              if isinstance(c, ExplorationNoise))
+        assert restored_piece.steps == 200  # the warm-up counter is part of the checkpoint
         assert len(restored.local_replay_buffer) == 200  # the experience survives a resume
         again = restored.learner_group.get_weights()[DEFAULT_MODULE_ID]
         assert set(again) == set(weights)  # incl. the target networks
