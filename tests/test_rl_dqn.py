@@ -26,7 +26,7 @@ from tests.conftest import run_cli
 
 PIXELS = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
 VECTOR = gym.spaces.Box(-5.0, 5.0, (4,), np.float32)
-FAST_CARTPOLE = ["--set", "learning_starts=256", "--checkpoint-every", "2"]
+FAST_CARTPOLE = ["--set", "learning_starts=256", "--set", "num_envs=1", "--checkpoint-every", "2"]
 
 
 def make_module(obs_space: gym.Space, n_actions: int, **model_config) -> QModule:
@@ -179,9 +179,12 @@ def test_bad_env_continuous_env_and_bad_preset_are_one_line_errors(tmp_path):
     assert "unknown preset 'fast'" in one_error_line(
         run_cli("rl", "train", "dqn", "--env", "CartPole-v1", "--preset", "fast",
                 "--output", str(tmp_path / "c")))
+    assert "unknown hyperparameter 'nope'" in one_error_line(
+        run_cli("rl", "train", "dqn", "--env", "CartPole-v1", "--set", "nope=1",
+                "--output", str(tmp_path / "d")))
     assert "unknown algorithm" in one_error_line(
         run_cli("rl", "train", "a2c", "--env", "CartPole-v1"))
-    assert not any((tmp_path / d).exists() for d in "abc")
+    assert not any((tmp_path / d).exists() for d in "abcd")
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +228,7 @@ def test_resume_continues_without_losing_or_repeating_rows(cartpole_run, tmp_pat
     # Simulate a driver killed after iteration 6 but before its checkpoint and summary.
     (run / "summary.json").unlink()
     shutil.rmtree(run / "checkpoints" / "iter_000006")
-    res = run_cli("rl", "train", "dqn", "--env", "CartPole-v1", "--resume", str(run))
+    res = run_cli("rl", "train", "dqn", "--resume", str(run))
     assert res.returncode == 0, res.stderr[-3000:]
     assert "(resumed)" in res.stdout.replace("\n", "")
     summary = json.loads((run / "summary.json").read_text())

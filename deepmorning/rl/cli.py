@@ -22,7 +22,8 @@ def rl() -> None:
 
 @rl.command("train")
 @click.argument("algo")
-@click.option("--env", "env_id", required=True, help="Gymnasium id, e.g. CartPole-v1, ALE/Pong-v5.")
+@click.option("--env", "env_id", default=None,
+              help="Gymnasium id, e.g. CartPole-v1, ALE/Pong-v5 (not needed with --resume).")
 @click.option("--preset", default=None, help="Hyperparameter preset (default: by environment).")
 @click.option("--timesteps", type=int, default=None, help="Env steps to train (default: preset).")
 @click.option("--num-env-runners", type=int, default=0, show_default=True,
@@ -44,7 +45,7 @@ def rl() -> None:
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue an unfinished run from its latest checkpoint.")
 @click.pass_obj
-def train_cmd(settings, algo: str, env_id: str, preset: str | None, timesteps: int | None,
+def train_cmd(settings, algo: str, env_id: str | None, preset: str | None, timesteps: int | None,
               num_env_runners: int, num_gpus_per_learner: float, seed: int,
               eval_every: int | None, eval_episodes: int | None, stop_return: float | None,
               checkpoint_every: int, overrides: tuple[str, ...], output: Path | None,
@@ -52,10 +53,12 @@ def train_cmd(settings, algo: str, env_id: str, preset: str | None, timesteps: i
     """Train ALGO (dqn, ddpg) on --env and write a run directory."""
     from deepmorning.rl.runner import TrainRequest, train
 
+    if env_id is None and resume is None:
+        raise DeepmorningError("give --env ENV (or --resume DIR to continue a run)")
     if eval_every is not None and eval_every < 0:
         raise DeepmorningError("--eval-every must be >= 0")
     train(TrainRequest(
-        algo=algo, env=env_id, preset=preset, timesteps=timesteps,
+        algo=algo, env=env_id or "", preset=preset, timesteps=timesteps,
         num_env_runners=num_env_runners, num_gpus_per_learner=num_gpus_per_learner,
         seed=seed, output=output, resume=resume, eval_every=eval_every,
         eval_episodes=eval_episodes, stop_return=stop_return,

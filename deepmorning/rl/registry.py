@@ -39,6 +39,7 @@ class AlgoSpec:
         check_spaces: (observation space, action space, env id) -> None; raise
             :class:`DeepmorningError` for an environment the algorithm cannot handle.
         description: one line for ``--help``.
+        extra: free-form, algorithm-specific data for the algorithm's own use.
     """
 
     name: str

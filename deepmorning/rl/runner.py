@@ -275,6 +275,8 @@ def train(req: TrainRequest) -> dict[str, Any]:
     run, resumed = rundir.open_or_create(group="rl", name=name, config=cfg or {},
                                          output=req.output, resume=req.resume)
     cfg = run.config
+    if resumed and cfg.get("algo") != req.algo:
+        raise DeepmorningError(f"{run.path} is a {cfg.get('algo')} run, not {req.algo}")
     spec = registry.get(cfg["algo"])
     connect(req.address)
     logging.getLogger("ray.rllib").setLevel(logging.ERROR)  # "new API stack" notices etc.
@@ -311,12 +313,19 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
     next_eval = (steps // eval_every + 1) * eval_every if eval_every else math.inf
     started = time.monotonic()
     reached_at: int | None = None
+    last_return = float(previous["episode_return_mean"].iloc[-1]) if not previous.empty \
+        else math.nan
+    last_len = float(previous["episode_len_mean"].iloc[-1]) if not previous.empty else math.nan
     with progress(timesteps, f"{cfg['algo']} {cfg['env']}") as line:
         while steps < timesteps:
             t0, steps_before = time.monotonic(), steps
             result = algo.train()
             wall = start_wall + time.monotonic() - started
             row = progress_row(result, wall, 0.0)
+            if math.isnan(row["episode_return_mean"]):  # no episode ended this iteration
+                row["episode_return_mean"] = last_return
+                row["episode_len_mean"] = last_len
+            last_return, last_len = row["episode_return_mean"], row["episode_len_mean"]
             steps = row["env_steps"]
             row["env_steps_per_s"] = round((steps - steps_before) / max(1e-9, time.monotonic()
                                                                          - t0), 2)

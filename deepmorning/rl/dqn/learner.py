@@ -75,10 +75,10 @@ class DQNLearner(TorchLearner):
         if config.optimizer == "rmsprop":
             optimizer = torch.optim.RMSprop(
                 params, lr=config.lr, alpha=config.rmsprop_alpha, eps=config.rmsprop_eps,
-                centered=True,
+                centered=True, foreach=True,
             )
         elif config.optimizer == "adam":
-            optimizer = torch.optim.Adam(params, lr=config.lr, eps=config.adam_eps)
+            optimizer = torch.optim.Adam(params, lr=config.lr, eps=config.adam_eps, foreach=True)
         else:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
         self.register_optimizer(module_id=module_id, optimizer=optimizer, params=params,

@@ -23,6 +23,10 @@ ATARI_COMMON: dict[str, Any] = {
     "grad_clip": None,
     # 1M frames of 4×84×84 uint8 are ~28 GB: a resumed Atari run refills its buffer instead.
     "store_buffer_in_checkpoints": False,
+    # Not a paper setting: environments stepped together by each EnvRunner, so that one
+    # batched forward pass serves several envs. The replay ratio counts env steps, so the
+    # update schedule per env step is the paper's.
+    "num_envs": 4,
 }
 
 
@@ -93,6 +97,8 @@ def cartpole() -> dict[str, Any]:
     over the first 16% of 50,000 steps (8,000), gradient norm clipped at 10. The Zoo copies
     the target net every 10 env steps, which with 128 updates after each 256-step rollout
     means one copy per rollout: here C = 128 updates. Huber loss as in the Nature paper.
+    Not from the Zoo: 8 envs stepped together by the EnvRunner (one batched forward pass per
+    step) and evaluation with ε = 0.05 as in the DQN papers.
     """
     return {
         "network": "mlp",
@@ -116,6 +122,7 @@ def cartpole() -> dict[str, Any]:
         "eval_episodes": 10,
         "timesteps": 50_000,
         "store_buffer_in_checkpoints": True,
+        "num_envs": 8,  # 8 CartPoles stepped together (32 steps each per iteration)
     }
 
 
