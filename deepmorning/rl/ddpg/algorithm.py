@@ -205,7 +205,7 @@ _RENAMED = {
     "learning_starts": "num_steps_sampled_before_learning_starts",
 }
 #: Preset keys that are not DDPGConfig.training() settings.
-_NOT_TRAINING = ("rollout_fragment_length", "timesteps", "eval_episodes")
+_NOT_TRAINING = ("rollout_fragment_length", "num_envs", "timesteps", "eval_episodes")
 
 
 def config_from_hyperparameters(hp: dict[str, Any], seed: int | None = None) -> DDPGConfig:
@@ -214,6 +214,8 @@ def config_from_hyperparameters(hp: dict[str, Any], seed: int | None = None) -> 
     config = DDPGConfig().training(**training)
     if "rollout_fragment_length" in hp:
         config.env_runners(rollout_fragment_length=int(hp["rollout_fragment_length"]))
+    if "num_envs" in hp:
+        config.env_runners(num_envs_per_env_runner=int(hp["num_envs"]))
     config.debugging(seed=seed, log_level="ERROR")
     return config
 

@@ -28,8 +28,9 @@ def paper() -> dict[str, Any]:
     - updates_per_step 1: Algorithm 1 (one minibatch update per environment step).
     - Not in the paper: learning starts once one minibatch is stored (64 steps);
       timesteps 1,000,000 (the paper's curves run to about 1M steps on most tasks);
-      rollout_fragment_length 64 (env steps per EnvRunner per training step, i.e. how much
-      work one RLlib call batches).
+      rollout_fragment_length 64 (env steps per environment per training step, i.e. how much
+      work one RLlib call batches); num_envs 1 (environments stepped together by each
+      EnvRunner, each with its own noise process; the replay ratio counts env steps).
     """
     return {
         "actor_lr": 1e-4,
@@ -50,6 +51,7 @@ def paper() -> dict[str, Any]:
         "updates_per_step": 1.0,
         "learning_starts": 64,
         "rollout_fragment_length": 64,
+        "num_envs": 1,
         "store_buffer_in_checkpoints": True,
         "timesteps": 1_000_000,
         "eval_episodes": 10,
