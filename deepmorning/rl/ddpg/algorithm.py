@@ -44,7 +44,7 @@ from deepmorning.rl.ddpg.replay import TransitionReplayBuffer
 NUM_GRADIENT_UPDATES_LIFETIME = "num_gradient_updates_lifetime"
 
 
-def check_env(env: Any, env_config: dict | None = None) -> gym.spaces.Box:
+def check_env(env: Any, env_config: dict | None = None) -> gym.spaces.Box | None:
     """Make ``env`` once and return its action space; one-line errors for what DDPG can't use.
 
     Only Gymnasium ids (strings) are checked; other env specs (callables, names registered
