@@ -1,0 +1,185 @@
+"""Pendulum-v1: deepmorning's DDPG (RLlib new API stack) vs Stable-Baselines3 DDPG.
+
+Both run the ``pendulum`` preset's hyperparameters (actor and critic Adam at 1e-3, no weight
+decay, gamma 0.98, tau 0.005, batch 128, replay 2e5, 1,000 uniformly random warm-up steps and
+learning from then on, one gradient step per env step, Gaussian noise with sigma 0.1 of the
+half action range, 400-300 ReLU networks, one torch thread each). One known difference:
+SB3's critic takes the action at its input layer, ours at the second layer (the paper's).
+
+For each seed, every ``--eval-every`` env steps both are evaluated on ``--eval-episodes``
+deterministic episodes; the clock stops while evaluating. Reported per seed: env steps and
+training wall-clock until the mean evaluation return first reaches ``--target`` (-200), and
+env steps/s over the training. The closing lines print ours/SB3 ratios of the medians.
+
+    python benchmarks/bench_ddpg.py                 # 3 seeds, up to 30k steps each
+    python benchmarks/bench_ddpg.py --seeds 0 --max-steps 10000   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+ENV = "Pendulum-v1"
+
+
+@dataclass
+class Outcome:
+    name: str
+    seed: int
+    steps_to_target: int | None
+    wall_to_target: float | None
+    env_steps: int
+    train_wall: float
+    best_eval: float
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.env_steps / self.train_wall if self.train_wall else math.nan
+
+
+def run_ours(seed: int, args: argparse.Namespace) -> Outcome:
+    import ray
+
+    from deepmorning.platform.runtime import connect
+    from deepmorning.rl import registry, runner
+
+    connect(None, num_cpus=2, include_dashboard=False, log_to_driver=False)
+    spec = registry.get("ddpg")
+    run_cfg = {"env": ENV, "seed": seed, "num_env_runners": 0, "num_gpus_per_learner": 0,
+               "hyperparameters": spec.preset("pendulum")}
+    algo = spec.build_config(run_cfg).build_algo()
+    steps, train_wall, best = 0, 0.0, -math.inf
+    next_eval = args.eval_every
+    reached: tuple[int, float] | None = None
+    try:
+        while steps < args.max_steps:
+            t0 = time.perf_counter()
+            result = algo.train()
+            train_wall += time.perf_counter() - t0
+            steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
+            if steps >= next_eval:
+                next_eval = (steps // args.eval_every + 1) * args.eval_every
+                mean = float(np.mean(runner.run_episodes(algo.get_module(), ENV,
+                                                         args.eval_episodes, seed)))
+                best = max(best, mean)
+                print(f"  ours  seed={seed} steps={steps:6d} eval={mean:8.1f} "
+                      f"train_wall={train_wall:6.1f}s", flush=True)
+                if mean >= args.target:
+                    reached = (steps, train_wall)
+                    break
+    finally:
+        algo.stop()
+        ray.shutdown()
+    return Outcome("ours", seed, *(reached or (None, None)), steps, train_wall, best)
+
+
+def run_sb3(seed: int, args: argparse.Namespace) -> Outcome:
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import DDPG
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    from deepmorning.rl.ddpg.presets import pendulum
+
+    torch.set_num_threads(1)
+    hp = pendulum()
+    env = gym.make(ENV)
+    eval_env = gym.make(ENV)
+    n_act = env.action_space.shape[0]
+    model = DDPG(
+        "MlpPolicy", env, seed=seed, device="cpu", verbose=0,
+        learning_rate=hp["critic_lr"], buffer_size=hp["replay_capacity"],
+        learning_starts=hp["learning_starts"], batch_size=hp["train_batch_size"],
+        tau=hp["tau"], gamma=hp["gamma"], train_freq=1, gradient_steps=1,
+        # SB3 adds the noise in its [-1, 1]-scaled action space: sigma is in half-ranges too.
+        action_noise=NormalActionNoise(np.zeros(n_act), hp["noise_sigma"] * np.ones(n_act)),
+        policy_kwargs={"net_arch": list(hp["actor_hiddens"])},
+    )
+    assert hp["actor_lr"] == hp["critic_lr"], "SB3 has one learning rate for both nets"
+
+    class Clock(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.train_wall, self.t0 = 0.0, time.perf_counter()
+            self.best, self.reached = -math.inf, None
+            self.next_eval = args.eval_every
+
+        def _on_step(self) -> bool:
+            steps = self.num_timesteps
+            if steps < self.next_eval:
+                return True
+            self.train_wall += time.perf_counter() - self.t0
+            self.next_eval += args.eval_every
+            mean, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=args.eval_episodes,
+                                      deterministic=True)
+            self.best = max(self.best, float(mean))
+            print(f"  sb3   seed={seed} steps={steps:6d} eval={mean:8.1f} "
+                  f"train_wall={self.train_wall:6.1f}s", flush=True)
+            if mean >= args.target:
+                self.reached = (steps, self.train_wall)
+                return False
+            self.t0 = time.perf_counter()
+            return True
+
+    clock = Clock()
+    model.learn(total_timesteps=args.max_steps, callback=clock)
+    if clock.reached is None:
+        clock.train_wall += time.perf_counter() - clock.t0
+    env.close()
+    eval_env.close()
+    return Outcome("sb3", seed, *(clock.reached or (None, None)), int(model.num_timesteps),
+                   clock.train_wall, clock.best)
+
+
+def _median(values: list[float | None]) -> float:
+    """Median over seeds; a seed that never reached the target counts as +inf."""
+    return statistics.median([math.inf if v is None else v for v in values])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--max-steps", type=int, default=30_000)
+    parser.add_argument("--eval-every", type=int, default=1_000)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--target", type=float, default=-200.0)
+    args = parser.parse_args()
+
+    outcomes: list[Outcome] = []
+    for seed in args.seeds:
+        outcomes.append(run_ours(seed, args))
+        outcomes.append(run_sb3(seed, args))
+
+    print(f"\n{ENV}, target mean eval return >= {args.target} "
+          f"({args.eval_episodes} episodes every {args.eval_every} steps, max {args.max_steps})")
+    print(f"{'impl':5} {'seed':>4} {'steps_to_target':>15} {'wall_to_target_s':>16} "
+          f"{'env_steps/s':>11} {'best_eval':>9}")
+    for o in outcomes:
+        print(f"{o.name:5} {o.seed:4d} {o.steps_to_target or '-':>15} "
+              f"{(f'{o.wall_to_target:.1f}' if o.wall_to_target else '-'):>16} "
+              f"{o.steps_per_s:11.1f} {o.best_eval:9.1f}")
+    ours = [o for o in outcomes if o.name == "ours"]
+    sb3 = [o for o in outcomes if o.name == "sb3"]
+    reached = {n: sum(o.steps_to_target is not None for o in g) for n, g in
+               (("ours", ours), ("sb3", sb3))}
+    print(f"reached target: ours {reached['ours']}/{len(ours)}, sb3 {reached['sb3']}/{len(sb3)}")
+    for label, key in (("env steps to target", "steps_to_target"),
+                       ("wall-clock to target", "wall_to_target")):
+        a = _median([getattr(o, key) for o in ours])
+        b = _median([getattr(o, key) for o in sb3])
+        print(f"ratio ours/sb3, median {label}: {a / b:.2f}  (ours {a:.1f}, sb3 {b:.1f})")
+    a = statistics.median(o.steps_per_s for o in ours)
+    b = statistics.median(o.steps_per_s for o in sb3)
+    print(f"ratio ours/sb3, median env steps/s: {a / b:.2f}  (ours {a:.1f}, sb3 {b:.1f})")
+
+
+if __name__ == "__main__":
+    main()
