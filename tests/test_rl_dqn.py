@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import run_cli
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
@@ -22,7 +23,6 @@ from deepmorning.rl.dqn import build_config
 from deepmorning.rl.dqn.learner import td_loss
 from deepmorning.rl.dqn.module import Q_VALUES, QModule, linear_epsilon
 from deepmorning.rl.dqn.presets import cartpole
-from tests.conftest import run_cli
 
 PIXELS = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
 VECTOR = gym.spaces.Box(-5.0, 5.0, (4,), np.float32)
