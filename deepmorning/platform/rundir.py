@@ -73,9 +73,17 @@ def read_json(path: Path) -> Any:
 
 @dataclass
 class RunDir:
-    """A run directory on disk; see the module docstring for its layout."""
+    """A run directory on disk; see the module docstring for its layout.
+
+    ``path`` is made absolute once, here: Ray, RLlib and Tune treat a relative path as a URI
+    without a scheme (``ArrowInvalid: URI has empty scheme``) and resolve it against their own
+    working directories, so every path the platform hands them derives from this one.
+    """
 
     path: Path
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path).expanduser().absolute()
 
     # -- creation -----------------------------------------------------------------------------
     @classmethod
@@ -244,7 +252,7 @@ def open_or_create(
     it from ``run.config``.
     """
     if resume is not None:
-        if output is not None and Path(output) != Path(resume):
+        if output is not None and Path(output).absolute() != Path(resume).absolute():
             raise DeepmorningError("give either --output or --resume, not both")
         return RunDir.resume(resume, group=group), True
     path = Path(output) if output is not None else default_output(group, name)
