@@ -302,6 +302,12 @@ def train(req: TrainRequest) -> dict[str, Any]:
     return summary
 
 
+def _best_eval(progress: Any) -> float:
+    """The best evaluation so far; -inf when none was kept (NaN would never compare >=)."""
+    evals = progress["eval_return_mean"].dropna() if not progress.empty else progress
+    return float(evals.max()) if len(evals) else -math.inf
+
+
 def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: Any,
                 progress: Any, start_wall: float, quiet: bool) -> dict[str, Any]:
     from deepmorning.rl.plots import plot_run
@@ -309,7 +315,7 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
     timesteps, eval_every = cfg["timesteps"], cfg["eval_every"]
     previous = run.read_table(PROGRESS)
     steps = int(previous["env_steps"].iloc[-1]) if not previous.empty else 0
-    best_eval = float(previous["eval_return_mean"].max()) if not previous.empty else -math.inf
+    best_eval = _best_eval(previous)
     next_eval = (steps // eval_every + 1) * eval_every if eval_every else math.inf
     started = time.monotonic()
     reached_at: int | None = None
