@@ -419,3 +419,48 @@ def test_pendulum_reaches_minus_200_within_30k_steps_on_two_of_three_seeds(tmp_p
     finally:
         ray.shutdown()
     assert sum(r is not None and r <= 30_000 for r in reached.values()) >= 2, reached
+
+
+def test_remote_env_runners_act_with_the_actor_after_the_warm_up(local_ray):
+    """RLlib merges and broadcasts the EnvRunners' connector states after every iteration; the
+    warm-up counter must survive that, or every remote action stays uniformly random."""
+    from ray.rllib.core.columns import Columns
+
+    from deepmorning.rl.ddpg.algorithm import config_from_hyperparameters
+
+    hp = PRESETS["pendulum"]() | {"learning_starts": 10**9, "random_steps": 100,
+                                  "rollout_fragment_length": 100, "noise_sigma": 0.0}
+    config = config_from_hyperparameters(hp, seed=0).environment("Pendulum-v1")
+    config.env_runners(num_env_runners=1)
+    algo = config.build_algo()
+
+    def warm_up_steps(runner):
+        return next(c.steps for c in runner._module_to_env.connectors
+                    if isinstance(c, ExplorationNoise))
+
+    def action_error(runner):  # sampled actions vs. the runner's own actor, noise sigma 0
+        import torch
+
+        episodes = runner.sample(num_timesteps=50, random_actions=False)
+        worst = 0.0
+        for episode in episodes:
+            n = len(episode)
+            obs = np.asarray(episode.get_observations(slice(0, n)), dtype=np.float32)
+            actions = np.asarray(episode.get_actions(slice(0, n)))
+            with torch.no_grad():
+                mu = runner.module.forward_inference({Columns.OBS: torch.as_tensor(obs)})
+            expected = np.clip(mu[Columns.ACTIONS].numpy(), -2.0, 2.0)
+            worst = max(worst, float(np.abs(actions - expected).max()))
+        return worst
+
+    try:
+        for _ in range(3):  # 300 env steps on the remote EnvRunner, 3 state broadcasts
+            algo.train()
+        (steps,) = algo.env_runner_group.foreach_env_runner(warm_up_steps,
+                                                            local_env_runner=False)
+        assert steps >= 300  # not reset to 0 by the broadcast
+        (error,) = algo.env_runner_group.foreach_env_runner(action_error,
+                                                            local_env_runner=False)
+        assert error < 1e-5  # the actor's actions, not uniform random ones
+    finally:
+        algo.stop()

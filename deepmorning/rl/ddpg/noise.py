@@ -137,4 +137,10 @@ class ExplorationNoise(ConnectorV2):
         return {"steps": self.steps}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.steps = int(state.get("steps", 0))
+        self.steps = int(state.get("steps", self.steps))  # an empty state changes nothing
+
+    def merge_states(self, states: list[dict[str, Any]]) -> dict[str, Any]:
+        """After every iteration RLlib merges the remote EnvRunners' states and broadcasts the
+        result to all of them. The warm-up counter only grows: keep the largest, so no runner
+        goes back into its uniformly random warm-up (ConnectorV2's default returns ``{}``)."""
+        return {"steps": max((int(s.get("steps", 0)) for s in states), default=self.steps)}
