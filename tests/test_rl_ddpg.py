@@ -400,7 +400,9 @@ def test_checkpoint_restores_weights_replay_and_counters(local_ray, tmp_path):
 
 # -- the bar (minutes: run with -m slow) ---------------------------------------------
 @pytest.mark.slow
-def test_pendulum_reaches_minus_200_within_30k_steps_on_two_of_three_seeds(tmp_path):
+@pytest.mark.parametrize("num_env_runners", [0, 1])
+def test_pendulum_reaches_minus_200_within_30k_steps_on_two_of_three_seeds(tmp_path,
+                                                                           num_env_runners):
     import ray
 
     from deepmorning.rl.runner import TrainRequest, train
@@ -412,6 +414,7 @@ def test_pendulum_reaches_minus_200_within_30k_steps_on_two_of_three_seeds(tmp_p
                 algo="ddpg", env="Pendulum-v1", preset="pendulum", timesteps=30_000,
                 seed=seed, eval_every=1_000, eval_episodes=10, stop_return=-200.0,
                 checkpoint_every=1_000, output=tmp_path / f"seed{seed}", quiet=True,
+                num_env_runners=num_env_runners,
             ))
             reached[seed] = summary["stopped_at_return"]
             print(f"seed {seed}: reached -200 at {reached[seed]} env steps "
