@@ -160,30 +160,39 @@ def policy_action(module: Any, obs: np.ndarray) -> np.ndarray:
 
 def run_episodes(module: Any, env_id: str, episodes: int, seed: int | None = 0) -> list[float]:
     """Undiscounted returns of ``episodes`` evaluation episodes."""
-    import gymnasium as gym
     import torch
 
-    if seed is not None:  # the evaluation policy's own randomness (ε) is reproducible too
-        torch.manual_seed(seed)
     env = envs.make_env(env_id, train=False)
     returns = []
-    try:
-        for i in range(episodes):
-            obs, _ = env.reset(seed=None if seed is None else seed + 10_000 + i)
-            total, done = 0.0, False
-            while not done:
-                action = policy_action(module, obs)
-                if isinstance(env.action_space, gym.spaces.Box):
-                    action = np.clip(action, env.action_space.low, env.action_space.high)
-                elif isinstance(env.action_space, gym.spaces.Discrete):
-                    action = int(action)
-                obs, reward, terminated, truncated, _ = env.step(action)
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
-    finally:
-        env.close()
+    # The evaluation policy's own randomness (ε) is reproducible, on a forked RNG: reseeding
+    # the global one would replay the same exploration after every evaluation.
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        try:
+            for i in range(episodes):
+                returns.append(_episode_return(module, env, None if seed is None
+                                               else seed + 10_000 + i))
+        finally:
+            env.close()
     return returns
+
+
+def _episode_return(module: Any, env: Any, seed: int | None) -> float:
+    import gymnasium as gym
+
+    obs, _ = env.reset(seed=seed)
+    total, done = 0.0, False
+    while not done:
+        action = policy_action(module, obs)
+        if isinstance(env.action_space, gym.spaces.Box):
+            action = np.clip(action, env.action_space.low, env.action_space.high)
+        elif isinstance(env.action_space, gym.spaces.Discrete):
+            action = int(action)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total += float(reward)
+        done = terminated or truncated
+    return total
 
 
 def load_module(checkpoint: Path) -> Any:

@@ -26,6 +26,7 @@ from ray.rllib.utils.metrics import ALL_MODULES
 from ray.rllib.utils.typing import ModuleID, ParamDict, TensorType
 
 from deepmorning.rl.ddpg.module import Q_OF_POLICY, Q_TARGET_NEXT, Q_VALUES
+from deepmorning.rl.gradients import skip_if_nonfinite
 
 CRITIC = "critic"
 ACTOR = "actor"
@@ -132,8 +133,11 @@ class DDPGTorchLearner(TorchLearner):
         """Set the gradients and step both optimizers.
 
         Unlike RLlib's default this does not check every gradient tensor for NaN/inf one by
-        one (a device sync per tensor, a noticeable share of a small DDPG update).
+        one (a device sync per tensor, a noticeable share of a small DDPG update): a
+        non-finite update is skipped whole (:mod:`deepmorning.rl.gradients`).
         """
+        if skip_if_nonfinite(self, gradients_dict):
+            return
         for pid, grad in gradients_dict.items():
             self._params[pid].grad = grad
         for optim in self._optimizer_parameters:

@@ -45,8 +45,8 @@ def build_config(run: Mapping[str, Any]):
                        batch_mode="truncate_episodes")
     config.env_runners(rollout_fragment_length=config.rollout_fragment_length_for())
     config.learners(num_learners=0, num_gpus_per_learner=run.get("num_gpus_per_learner", 0))
-    # Finite-gradient checks cost a device sync per tensor per update; Huber/clipped losses and
-    # gradient clipping keep DQN's gradients finite.
+    # RLlib's per-tensor finite checks cost a device sync each; DQNLearner.apply_gradients
+    # skips a non-finite update whole instead (deepmorning.rl.gradients).
     config.framework("torch", torch_skip_nan_gradients=True)
     config.debugging(seed=run.get("seed"), log_level="ERROR")
     config.reporting(metrics_num_episodes_for_smoothing=hp.get("smoothing_episodes", 20))

@@ -32,6 +32,7 @@ from ray.rllib.core.learner.utils import update_target_network
 from ray.rllib.core.rl_module.apis import TargetNetworkAPI
 
 from deepmorning.rl.dqn.module import Q_VALUES
+from deepmorning.rl.gradients import skip_if_nonfinite
 
 LOSSES = ("huber", "clipped_mse", "mse")
 OPTIMIZERS = ("rmsprop", "adam")
@@ -100,6 +101,12 @@ class DQNLearner(TorchLearner):
             key=module_id, window=1,
         )
         return loss
+
+    def apply_gradients(self, gradients_dict: dict[str, Any]) -> None:
+        """Step the optimizer unless the update is non-finite (:mod:`deepmorning.rl.gradients`);
+        ``torch_skip_nan_gradients=True`` keeps RLlib's per-tensor checks out of the way."""
+        if not skip_if_nonfinite(self, gradients_dict):
+            super().apply_gradients(gradients_dict)
 
     def _update(self, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
         """One gradient step; then the target copy when C steps have passed."""

@@ -125,6 +125,7 @@ class QModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
     def _forward_inference(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return self._epsilon_greedy(batch, self.eval_epsilon)
 
+    @torch.no_grad()  # acting never needs a graph
     def _epsilon_greedy(self, batch: dict[str, Any], epsilon: float) -> dict[str, Any]:
         q = self.q_values(batch[Columns.OBS])
         greedy = q.argmax(dim=-1)

@@ -1,0 +1,95 @@
+"""Policies both RL algorithms share: non-finite updates, evaluation's randomness, acting."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from ray.rllib.core.columns import Columns
+
+from deepmorning.rl.gradients import SKIPPED
+
+VECTOR = gym.spaces.Box(-5.0, 5.0, (4,), np.float32)
+
+
+def dqn_learner():
+    from deepmorning.rl.dqn import build_config
+    from deepmorning.rl.dqn.presets import cartpole
+
+    hp = cartpole() | {"hiddens": [8], "batch_size": 4}
+    config = build_config({"env": "CartPole-v1", "hyperparameters": hp, "seed": 0})
+    config.environment(observation_space=VECTOR, action_space=gym.spaces.Discrete(2))
+    return config.build_learner()
+
+
+def ddpg_learner():
+    from deepmorning.rl.ddpg.algorithm import DDPGConfig
+
+    env = gym.make("Pendulum-v1")
+    config = DDPGConfig().environment(observation_space=env.observation_space,
+                                      action_space=env.action_space)
+    return config.build_learner()
+
+
+def snapshot(learner) -> list[torch.Tensor]:
+    """Every parameter and every optimizer state tensor."""
+    tensors = [p.detach().clone() for p in learner._params.values()]
+    for optim in learner._optimizer_parameters:
+        for state in optim.state.values():
+            tensors += [v.clone() for v in state.values() if isinstance(v, torch.Tensor)]
+    return tensors
+
+
+def grads(learner, value: float | None) -> dict:
+    """Gradients for every parameter: ones, with one NaN/inf entry if ``value`` is given."""
+    out = {pid: torch.ones_like(p) for pid, p in learner._params.items()}
+    if value is not None:
+        first = next(iter(out))
+        out[first].view(-1)[0] = value
+    return out
+
+
+@pytest.mark.parametrize("make", [dqn_learner, ddpg_learner], ids=["dqn", "ddpg"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_nonfinite_update_is_skipped_whole(make, bad):
+    learner = make()
+    learner.apply_gradients(grads(learner, None))  # one good step: optimizer state exists
+    before = snapshot(learner)
+    learner.apply_gradients(grads(learner, bad))
+    after = snapshot(learner)
+    assert len(before) == len(after)
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert learner.metrics.peek(SKIPPED) == 1
+    learner.apply_gradients(grads(learner, None))  # and a finite one is applied again
+    assert not all(torch.equal(a, b) for a, b in zip(after, snapshot(learner), strict=True))
+
+
+def test_evaluation_does_not_reseed_the_global_rng():
+    """With 0 EnvRunners the driver explores: an evaluation must not replay its random stream."""
+    from deepmorning.rl.runner import run_episodes
+
+    learner = dqn_learner()
+    module = learner.module["default_policy"].unwrapped()
+    module.eval_epsilon = 0.5  # the evaluation policy draws random numbers too
+    torch.manual_seed(123)
+    torch.rand(7)
+    expected_next = torch.rand(5, generator=torch.Generator().set_state(torch.get_rng_state()))
+    run_episodes(module, "CartPole-v1", episodes=1, seed=0)
+    assert torch.equal(torch.rand(5), expected_next)
+    # and the evaluation itself is reproducible
+    a = run_episodes(module, "CartPole-v1", episodes=2, seed=0)
+    assert a == run_episodes(module, "CartPole-v1", episodes=2, seed=0)
+
+
+def test_acting_builds_no_autograd_graph():
+    learner = dqn_learner()
+    module = learner.module["default_policy"].unwrapped()
+    seen = []
+    module.q_net.register_forward_hook(lambda m, i, out: seen.append(out.requires_grad))
+    obs = {Columns.OBS: torch.zeros(3, 4)}
+    module.forward_exploration(obs, t=0)
+    module.forward_inference(obs)
+    assert seen == [False, False]
+    module.forward_train(obs)  # training still builds one
+    assert seen[-1] is True
