@@ -93,3 +93,43 @@ def test_acting_builds_no_autograd_graph():
     assert seen == [False, False]
     module.forward_train(obs)  # training still builds one
     assert seen[-1] is True
+
+
+def _documented_dqn_keys() -> list[str]:
+    """The keys docs/rl.md promises ``--set`` reaches."""
+    import re
+    from pathlib import Path
+
+    text = Path(__file__).resolve().parents[1].joinpath("docs", "rl.md").read_text()
+    para = text[text.index("Hyperparameters (`--set KEY=VALUE`)"):]
+    para = para[:para.index("\n\n")]
+    return [k for k in re.findall(r"`([a-z_0-9]+)`", para)
+            if k not in ("nature", "paper2013", "mlp", "huber", "clipped_mse", "mse",
+                         "rmsprop", "adam")]
+
+
+@pytest.mark.parametrize("preset", ["nature", "paper2013", "cartpole"])
+def test_set_reaches_every_documented_dqn_key_in_every_preset(preset):
+    from deepmorning.rl.dqn.presets import DEFAULTS
+    from deepmorning.rl.runner import TrainRequest, resolve_config
+
+    keys = _documented_dqn_keys() + ["torch_threads"]
+    assert len(keys) >= 18
+    env = "CartPole-v1" if preset == "cartpole" else "ALE/Pong-v5"
+    for key in keys:
+        value = 2 if key == "torch_threads" else DEFAULTS[key]
+        cfg = resolve_config(TrainRequest(algo="dqn", env=env, preset=preset,
+                                          overrides={key: value}))
+        assert cfg["hyperparameters"][key] == value
+
+
+def test_a_misspelled_setting_fails_before_anything_runs(tmp_path):
+    from conftest import run_cli
+
+    res = run_cli("rl", "train", "dqn", "--env", "CartPole-v1", "--set", "loss=hubr",
+                  "--output", str(tmp_path / "run"))
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "error: invalid dqn configuration: loss must be one of huber, clipped_mse, mse, "
+        "got 'hubr'"]
+    assert not (tmp_path / "run").exists()  # refused before the run directory was made

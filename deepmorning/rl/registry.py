@@ -40,6 +40,8 @@ class AlgoSpec:
             :class:`DeepmorningError` for an environment the algorithm cannot handle.
         description: one line for ``--help``.
         extra: free-form, algorithm-specific data for the algorithm's own use.
+        defaults: every hyperparameter ``--set`` may reach, with its default; a preset's
+            values override them.
     """
 
     name: str
@@ -49,6 +51,7 @@ class AlgoSpec:
     check_spaces: Callable[[gym.Space, gym.Space, str], None]
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def preset(self, name: str) -> dict[str, Any]:
         if name not in self.presets:
@@ -56,7 +59,7 @@ class AlgoSpec:
             raise DeepmorningError(
                 f"unknown preset '{name}' for {self.name}; choose one of: {known}"
             )
-        return dict(self.presets[name]())
+        return {**self.defaults, **self.presets[name]()}
 
 
 _REGISTRY: dict[str, AlgoSpec] = {}

@@ -80,7 +80,7 @@ def resolve_config(req: TrainRequest) -> dict[str, Any]:
         raise DeepmorningError("--timesteps must be positive")
     if req.num_env_runners < 0:
         raise DeepmorningError("--num-env-runners must be >= 0")
-    return {
+    cfg = {
         "algo": spec.name,
         "env": req.env,
         "preset": preset,
@@ -94,6 +94,20 @@ def resolve_config(req: TrainRequest) -> dict[str, Any]:
         "checkpoint_every": max(1, req.checkpoint_every),
         "hyperparameters": hp,
     }
+    validate(spec, cfg)
+    return cfg
+
+
+def validate(spec: registry.AlgoSpec, cfg: Mapping[str, Any]) -> None:
+    """RLlib's ``AlgorithmConfig.validate()`` now, before Ray starts: a bad value fails at once
+    with one line instead of at the first update."""
+    import ray.rllib  # noqa: F401 - importing it sets its logger's level: quiet it afterwards
+
+    logging.getLogger("ray.rllib").setLevel(logging.ERROR)  # "new API stack" notices etc.
+    try:
+        spec.build_config(cfg).validate()
+    except (ValueError, TypeError) as exc:
+        raise DeepmorningError(f"invalid {spec.name} configuration: {exc}") from exc
 
 
 def env_slug(env_id: str) -> str:

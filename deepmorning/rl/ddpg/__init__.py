@@ -58,6 +58,7 @@ SPEC = register(
     AlgoSpec(
         name="ddpg",
         presets=PRESETS,
+        defaults=PRESETS["paper"](),
         default_preset=default_preset,
         build_config=build_config,
         check_spaces=check_spaces,

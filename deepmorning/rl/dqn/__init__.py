@@ -14,6 +14,7 @@ import gymnasium as gym
 
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.rl import envs
+from deepmorning.rl.dqn.presets import DEFAULTS, PRESETS
 from deepmorning.rl.registry import AlgoSpec, register
 
 
@@ -53,16 +54,13 @@ def build_config(run: Mapping[str, Any]):
     return config
 
 
-def _presets():
-    from deepmorning.rl.dqn.presets import PRESETS
-
-    return PRESETS
 
 
 SPEC = register(
     AlgoSpec(
         name="dqn",
-        presets=_presets(),
+        presets=PRESETS,
+        defaults=DEFAULTS,
         default_preset=default_preset,
         build_config=build_config,
         check_spaces=check_spaces,

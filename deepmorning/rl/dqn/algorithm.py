@@ -29,35 +29,16 @@ from ray.rllib.utils.metrics import (
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
 )
 
-from deepmorning.rl.dqn.learner import DQNLearner
-from deepmorning.rl.dqn.module import QModule
+from deepmorning.rl.dqn.learner import LOSSES, OPTIMIZERS, DQNLearner
+from deepmorning.rl.dqn.module import NETWORKS, QModule
+from deepmorning.rl.dqn.presets import TRAINING_DEFAULTS
 from deepmorning.rl.dqn.replay import TransitionReplayBuffer
 
 REPLAY_STATE = "dqn_replay_buffer"
 COUNTERS_STATE = "dqn_counters"
 
 #: DQNConfig attribute -> default; every one can be set through ``DQNConfig.training()``.
-HYPERPARAMETERS: dict[str, Any] = {
-    "network": "mlp",
-    "hiddens": [256, 256],
-    "loss": "huber",
-    "optimizer": "rmsprop",
-    "rmsprop_alpha": 0.95,
-    "rmsprop_eps": 0.01,
-    "adam_eps": 1e-8,
-    "batch_size": 32,
-    "replay_capacity": 1_000_000,
-    "learning_starts": 50_000,
-    "updates_per_env_step": 0.25,
-    "env_steps_per_iteration": 1_000,
-    "target_update_period": 10_000,
-    "epsilon_initial": 1.0,
-    "epsilon_final": 0.1,
-    "epsilon_anneal_steps": 1_000_000,
-    "eval_epsilon": 0.05,
-    "store_buffer_in_checkpoints": False,
-    "torch_threads": 1,
-}
+HYPERPARAMETERS: dict[str, Any] = TRAINING_DEFAULTS
 MODULE_KEYS = ("network", "hiddens", "epsilon_initial", "epsilon_final",
                "epsilon_anneal_steps", "eval_epsilon", "torch_threads")
 
@@ -84,6 +65,11 @@ class DQNConfig(AlgorithmConfig):
 
     def validate(self) -> None:
         super().validate()
+        for name, allowed in (("loss", LOSSES), ("optimizer", OPTIMIZERS),
+                              ("network", NETWORKS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, "
+                                 f"got {getattr(self, name)!r}")
         if self.target_update_period < 1:
             raise ValueError("target_update_period must be >= 1")
         if self.updates_per_env_step < 0:

@@ -7,6 +7,34 @@ from __future__ import annotations
 
 from typing import Any
 
+#: DQNConfig attribute -> default (the Nature values; every one settable by ``--set``).
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "network": "mlp",
+    "hiddens": [256, 256],
+    "loss": "huber",
+    "optimizer": "rmsprop",
+    "rmsprop_alpha": 0.95,
+    "rmsprop_eps": 0.01,
+    "adam_eps": 1e-8,
+    "batch_size": 32,
+    "replay_capacity": 1_000_000,
+    "learning_starts": 50_000,
+    "updates_per_env_step": 0.25,
+    "env_steps_per_iteration": 1_000,
+    "target_update_period": 10_000,
+    "epsilon_initial": 1.0,
+    "epsilon_final": 0.1,
+    "epsilon_anneal_steps": 1_000_000,
+    "eval_epsilon": 0.05,
+    "store_buffer_in_checkpoints": False,
+    "torch_threads": 1,
+}
+#: Every key ``--set`` reaches, with its default: the DQNConfig's own plus the runner's.
+DEFAULTS: dict[str, Any] = TRAINING_DEFAULTS | {
+    "lr": 2.5e-4, "gamma": 0.99, "grad_clip": None, "num_envs": 1, "eval_episodes": 10,
+    "smoothing_episodes": 20,
+}
+
 ATARI_COMMON: dict[str, Any] = {
     "gamma": 0.99,
     "batch_size": 32,
