@@ -246,19 +246,62 @@ def test_a_finished_run_cannot_be_resumed(cartpole_run):
 
 
 # -- Atari -------------------------------------------------------------------------------------
+def _random_rewards(env, steps: int) -> list[float]:
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    return [env.step(env.action_space.sample())[1] for _ in range(steps)]
+
+
 def test_atari_pipeline_gives_4x84x84_frames_and_clipped_rewards():
+    """Space Invaders pays 5-30 points an invader: clipping has something to clip (Pong's
+    rewards are already ±1)."""
     pytest.importorskip("cv2")
     from deepmorning.rl import envs
 
-    train_env = envs.make_env("ALE/Pong-v5", train=True)
+    train_env = envs.make_env("ALE/SpaceInvaders-v5", train=True)
     obs, _ = train_env.reset(seed=0)
     assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
-    rewards = [train_env.step(train_env.action_space.sample())[1] for _ in range(300)]
-    assert set(rewards) <= {-1.0, 0.0, 1.0}
-    eval_env = envs.make_env("ALE/Pong-v5", train=False)
+    eval_env = envs.make_env("ALE/SpaceInvaders-v5", train=False)
     assert eval_env.observation_space.shape == (4, 84, 84)
+    raw = _random_rewards(eval_env, 400)
+    assert max(raw) > 1.0  # evaluation reports raw scores
+    clipped = _random_rewards(train_env, 400)
+    assert set(clipped) <= {-1.0, 0.0, 1.0} and 1.0 in clipped
     train_env.close()
     eval_env.close()
+
+
+def test_atari_games_are_cut_where_the_papers_cut_them():
+    """Evaluation: 5 minutes (18,000 frames, Nature Methods); training: the ALE's 108,000."""
+    pytest.importorskip("cv2")
+    from deepmorning.rl import envs
+
+    for train, frames in ((False, 18_000), (True, 108_000)):
+        env = envs.make_env("ALE/Pong-v5", train=train)
+        assert env.unwrapped.ale.getInt("max_num_frames_per_episode") == frames
+        wrapper, limits = env, []
+        while hasattr(wrapper, "env"):  # no agent-step TimeLimit cuts games any earlier
+            limits += [wrapper] if isinstance(wrapper, gym.wrappers.TimeLimit) else []
+            wrapper = wrapper.env
+        assert limits == []
+        env.close()
+
+
+def test_a_truncated_training_game_is_really_reset():
+    """Life loss is terminal for training, but a truncated game must start anew on reset."""
+    pytest.importorskip("cv2")
+    from deepmorning.rl import envs
+
+    env = envs.make_env("ALE/Pong-v5", train=True, max_num_frames_per_episode=400)
+    env.reset(seed=0)
+    truncated, steps = False, 0
+    while not truncated:
+        _, _, _, truncated, _ = env.step(0)
+        steps += 1
+    assert steps <= 400 // 4 + 1
+    env.reset(seed=1)
+    assert env.unwrapped.ale.getEpisodeFrameNumber() < 400  # a new game, not the old one
+    env.close()
 
 
 @pytest.mark.slow

@@ -6,7 +6,12 @@ Atari (Mnih et al. 2013, Section 4.1; Nature 2015, Methods "Preprocessing" and "
   frames, 84×84 grey frames (uint8); the ALE's own frame skip and sticky actions are turned off
   so that the wrapper does the papers' skipping on a deterministic emulator.
 * life loss is a terminal state **for training only** (RLlib's ``EpisodicLifeEnv``: the game
-  goes on after a lost life; only the learner sees ``terminated``).
+  goes on after a lost life; only the learner sees ``terminated``). A truncated game (the ALE
+  stops every game at 108,000 frames, 30 minutes) is really reset, which RLlib's wrapper
+  does not do (it only knows ``terminated``).
+* evaluation follows the Nature paper's protocol (Methods, "Evaluation procedure"): games of
+  at most 5 minutes (18,000 frames, :data:`ATARI_EVAL_MAX_FRAMES`, counted by the ALE itself)
+  with up to 30 no-op starts and ε = 0.05; the presets play 30 of them.
 * rewards clipped to [-1, 1] (``ClipReward``) for training only; evaluation reports raw scores.
 * ``FrameStackObservation``: the last 4 frames, giving observations of shape 4×84×84.
 
@@ -16,6 +21,7 @@ Every env runner builds its environments through :func:`env_creator`, registered
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gymnasium as gym
@@ -25,9 +31,9 @@ from deepmorning.platform.errors import DeepmorningError
 #: The name under which :func:`env_creator` is registered with Ray Tune.
 ENV_NAME = "deepmorning-env"
 
-#: Agent steps (4 frames each) after which an evaluation episode is cut: 108,000 frames, the
-#: ALE's usual 30-minute cap.
-ATARI_MAX_EPISODE_STEPS = 27_000
+#: Emulator frames after which an evaluation game is cut: 5 minutes at 60 Hz (Nature 2015,
+#: Methods, "Evaluation procedure"). Training games keep the ALE's own cap of 108,000 frames.
+ATARI_EVAL_MAX_FRAMES = 18_000
 
 
 def register_atari() -> None:
@@ -74,17 +80,33 @@ def make_atari(env_id: str, *, train: bool = True, noop_max: int = 30,
             "Atari preprocessing needs OpenCV: pip install opencv-python-headless "
             "(or gymnasium[other])"
         ) from exc
-    from ray.rllib.env.wrappers.atari_wrappers import EpisodicLifeEnv
 
     kwargs.setdefault("repeat_action_probability", 0.0)  # the papers' deterministic ALE
-    max_steps = None if train else ATARI_MAX_EPISODE_STEPS
-    env = gym.make(env_id, frameskip=1, max_episode_steps=max_steps, **kwargs)
+    if not train:
+        kwargs.setdefault("max_num_frames_per_episode", ATARI_EVAL_MAX_FRAMES)
+    env = gym.make(env_id, frameskip=1, **kwargs)
     env = AtariPreprocessing(env, noop_max=noop_max, frame_skip=4, screen_size=84,
                              terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
     if train:
-        env = EpisodicLifeEnv(env)
+        env = _episodic_life_class()(env)
         env = ClipReward(env, -1.0, 1.0)
     return FrameStackObservation(env, frame_stack)
+
+
+@functools.cache
+def _episodic_life_class() -> type:
+    """RLlib's ``EpisodicLifeEnv`` that also really resets after a truncated game (imported
+    lazily: RLlib is heavy). RLlib's wrapper only checks ``terminated``, so after the ALE's
+    108k-frame cut it would keep stepping a finished game instead of starting a new one."""
+    from ray.rllib.env.wrappers.atari_wrappers import EpisodicLifeEnv
+
+    class TruncationAwareEpisodicLifeEnv(EpisodicLifeEnv):
+        def step(self, action: Any):
+            obs, reward, terminated, truncated, info = super().step(action)
+            self.was_real_terminated = self.was_real_terminated or truncated
+            return obs, reward, terminated, truncated, info
+
+    return TruncationAwareEpisodicLifeEnv
 
 
 def env_creator(env_config: dict) -> gym.Env:

@@ -47,7 +47,7 @@ ATARI_COMMON: dict[str, Any] = {
     "epsilon_anneal_steps": 1_000_000,
     "eval_epsilon": 0.05,
     "replay_capacity": 1_000_000,
-    "eval_episodes": 10,
+    "eval_episodes": 30,  # Nature, Methods, "Evaluation procedure": 30 games of up to 5 min
     "grad_clip": None,
     # 1M frames of 4×84×84 uint8 are ~28 GB: a resumed Atari run refills its buffer instead.
     "store_buffer_in_checkpoints": False,
