@@ -103,9 +103,8 @@ def _documented_dqn_keys() -> list[str]:
     text = Path(__file__).resolve().parents[1].joinpath("docs", "rl.md").read_text()
     para = text[text.index("Hyperparameters (`--set KEY=VALUE`)"):]
     para = para[:para.index("\n\n")]
-    return [k for k in re.findall(r"`([a-z_0-9]+)`", para)
-            if k not in ("nature", "paper2013", "mlp", "huber", "clipped_mse", "mse",
-                         "rmsprop", "adam")]
+    para = re.sub(r"\([^)]*\)", "", para)  # drop the values listed in parentheses
+    return re.findall(r"`([a-z_0-9]+)`", para)
 
 
 @pytest.mark.parametrize("preset", ["nature", "paper2013", "cartpole"])

@@ -333,3 +333,46 @@ def test_cartpole_reaches_475_within_100k_steps_on_two_of_three_seeds(tmp_path):
         reached.append(json.loads((out / "summary.json").read_text())["best_eval_return_mean"]
                        >= 475)
     assert sum(reached) >= 2, reached
+
+
+def test_deepmind_rmsprop_matches_the_papers_update_not_torchs():
+    from deepmorning.rl.dqn.learner import DeepMindRMSprop
+
+    grads = [torch.tensor([0.5, -2.0, 1e-3]), torch.tensor([0.4, -1.0, 2e-3])]
+    w = torch.zeros(3, requires_grad=True)
+    opt = DeepMindRMSprop([w], lr=0.1, alpha=0.95, eps=0.01)
+    g = g2 = np.zeros(3)
+    expected = np.zeros(3)
+    for grad in grads:  # by hand: g, g2 running means; step lr ∇ / sqrt(g2 - g² + ε)
+        w.grad = grad.clone()
+        opt.step()
+        d = grad.numpy().astype(np.float64)
+        g, g2 = 0.95 * g + 0.05 * d, 0.95 * g2 + 0.05 * d**2
+        expected -= 0.1 * d / np.sqrt(g2 - g**2 + 0.01)
+    np.testing.assert_allclose(w.detach().numpy(), expected, rtol=1e-5)
+    # torch's centered RMSprop puts ε outside the root: a different step
+    v = torch.zeros(3, requires_grad=True)
+    ref = torch.optim.RMSprop([v], lr=0.1, alpha=0.95, eps=0.01, centered=True)
+    for grad in grads:
+        v.grad = grad.clone()
+        ref.step()
+    assert not np.allclose(v.detach().numpy(), expected, rtol=1e-3)
+
+
+def test_summed_loss_is_batch_size_times_the_mean():
+    delta = torch.tensor([-3.0, -0.5, 0.2, 2.0])
+    for kind in ("huber", "clipped_mse", "mse"):
+        assert td_loss(delta, kind, "sum").item() == pytest.approx(4 * td_loss(delta, kind).item())
+
+
+def test_atari_presets_use_deepminds_optimizer_and_summed_loss():
+    from deepmorning.rl.dqn.learner import DeepMindRMSprop
+    from deepmorning.rl.dqn.presets import nature, paper2013
+
+    for preset in (nature(), paper2013()):
+        assert preset["optimizer"] == "rmsprop" and preset["loss_reduction"] == "sum"
+        assert (preset["lr"], preset["rmsprop_alpha"], preset["rmsprop_eps"]) == (2.5e-4, 0.95,
+                                                                                  0.01)
+    learner = small_learner(optimizer="rmsprop")
+    (optim,) = learner._optimizer_parameters
+    assert isinstance(optim, DeepMindRMSprop)

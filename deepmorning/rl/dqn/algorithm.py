@@ -29,7 +29,7 @@ from ray.rllib.utils.metrics import (
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
 )
 
-from deepmorning.rl.dqn.learner import LOSSES, OPTIMIZERS, DQNLearner
+from deepmorning.rl.dqn.learner import LOSSES, OPTIMIZERS, REDUCTIONS, DQNLearner
 from deepmorning.rl.dqn.module import NETWORKS, QModule
 from deepmorning.rl.dqn.presets import TRAINING_DEFAULTS
 from deepmorning.rl.dqn.replay import TransitionReplayBuffer
@@ -66,7 +66,7 @@ class DQNConfig(AlgorithmConfig):
     def validate(self) -> None:
         super().validate()
         for name, allowed in (("loss", LOSSES), ("optimizer", OPTIMIZERS),
-                              ("network", NETWORKS)):
+                              ("network", NETWORKS), ("loss_reduction", REDUCTIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, "
                                  f"got {getattr(self, name)!r}")

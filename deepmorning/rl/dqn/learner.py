@@ -16,8 +16,9 @@ and the loss is the mean over the minibatch of
 The target network is copied from the online network every ``target_update_period`` gradient
 updates, C in the Nature paper (Extended Data Table 1, "target network update frequency":
 10,000, measured in parameter updates). Optimisers: the papers' RMSProp (lr 0.00025, squared
-gradient momentum 0.95, min squared gradient 0.01, i.e. ``torch.optim.RMSprop(centered=True)``)
-or Adam.
+gradient momentum 0.95, min squared gradient 0.01) as DeepMind's code runs it,
+:class:`DeepMindRMSprop`, or Adam. ``loss_reduction`` ``sum`` (the Atari presets) adds the
+minibatch's per-sample losses as DeepMind's code accumulates its gradients; ``mean`` averages.
 """
 
 from __future__ import annotations
@@ -40,17 +41,64 @@ NUM_UPDATES = "num_gradient_updates"
 NUM_TARGET_UPDATES = "num_target_updates"
 
 
-def td_loss(td_error: torch.Tensor, kind: str) -> torch.Tensor:
-    """The mean loss of TD errors δ for ``kind`` in :data:`LOSSES` (module docstring)."""
+REDUCTIONS = ("mean", "sum")
+
+
+def td_loss(td_error: torch.Tensor, kind: str, reduction: str = "mean") -> torch.Tensor:
+    """The loss of TD errors δ for ``kind`` in :data:`LOSSES` (module docstring), averaged
+    (``mean``) or added up (``sum``) over the minibatch."""
     if kind == "huber":
-        return F.huber_loss(td_error, torch.zeros_like(td_error), delta=1.0)
-    if kind == "clipped_mse":
+        per_sample = F.huber_loss(td_error, torch.zeros_like(td_error), delta=1.0,
+                                  reduction="none")
+    elif kind == "clipped_mse":
         value = 0.5 * td_error.detach() ** 2
         clipped = td_error.detach().clamp(-1.0, 1.0)
-        return (value + clipped * (td_error - td_error.detach())).mean()
-    if kind == "mse":
-        return (0.5 * td_error**2).mean()
-    raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
+        per_sample = value + clipped * (td_error - td_error.detach())
+    elif kind == "mse":
+        per_sample = 0.5 * td_error**2
+    else:
+        raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"loss_reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return per_sample.sum() if reduction == "sum" else per_sample.mean()
+
+
+class DeepMindRMSprop(torch.optim.Optimizer):
+    """RMSProp as DeepMind's DQN code runs it (``NeuralQLearner.lua``), which the papers cite
+    as "RMSProp" with squared gradient momentum 0.95 and min squared gradient 0.01::
+
+        g  ← α g  + (1 − α) ∇          (running mean of the gradient)
+        g2 ← α g2 + (1 − α) ∇²         (running mean of its square)
+        θ  ← θ − lr ∇ / sqrt(g2 − g² + ε)
+
+    ε sits *inside* the square root. ``torch.optim.RMSprop(centered=True, eps=0.01)`` puts it
+    outside (∇ / (sqrt(g2 − g²) + ε)), a different step whenever g2 − g² is small.
+    """
+
+    def __init__(self, params: Any, lr: float = 2.5e-4, alpha: float = 0.95,
+                 eps: float = 0.01) -> None:
+        if lr <= 0 or not 0.0 <= alpha < 1.0 or eps <= 0:
+            raise ValueError(f"invalid RMSProp settings lr={lr}, alpha={alpha}, eps={eps}")
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["g"] = torch.zeros_like(p)
+                    state["g2"] = torch.zeros_like(p)
+                g, g2, grad = state["g"], state["g2"], p.grad
+                g.mul_(alpha).add_(grad, alpha=1 - alpha)
+                g2.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+                denom = (g2 - g * g).add_(eps).sqrt_()
+                p.addcdiv_(grad, denom, value=-lr)
+        return loss
 
 
 def td_targets(rewards: torch.Tensor, terminateds: torch.Tensor, next_q_target: torch.Tensor,
@@ -74,10 +122,8 @@ class DQNLearner(TorchLearner):
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         params = self.get_parameters(self._module[module_id])
         if config.optimizer == "rmsprop":
-            optimizer = torch.optim.RMSprop(
-                params, lr=config.lr, alpha=config.rmsprop_alpha, eps=config.rmsprop_eps,
-                centered=True, foreach=True,
-            )
+            optimizer = DeepMindRMSprop(params, lr=config.lr, alpha=config.rmsprop_alpha,
+                                        eps=config.rmsprop_eps)
         elif config.optimizer == "adam":
             optimizer = torch.optim.Adam(params, lr=config.lr, eps=config.adam_eps, foreach=True)
         else:
@@ -95,7 +141,7 @@ class DQNLearner(TorchLearner):
             y = td_targets(batch[Columns.REWARDS], batch[Columns.TERMINATEDS], next_q,
                            config.gamma)
         td_error = y - q_taken
-        loss = td_loss(td_error, config.loss)
+        loss = td_loss(td_error, config.loss, config.loss_reduction)
         self.metrics.log_dict(
             {"q_mean": q_taken.mean(), "td_error_abs_mean": td_error.abs().mean()},
             key=module_id, window=1,

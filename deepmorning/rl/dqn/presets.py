@@ -12,6 +12,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "network": "mlp",
     "hiddens": [256, 256],
     "loss": "huber",
+    "loss_reduction": "mean",
     "optimizer": "rmsprop",
     "rmsprop_alpha": 0.95,
     "rmsprop_eps": 0.01,
@@ -37,6 +38,9 @@ DEFAULTS: dict[str, Any] = TRAINING_DEFAULTS | {
 
 ATARI_COMMON: dict[str, Any] = {
     "gamma": 0.99,
+    # DeepMind's code adds the minibatch's gradients (no 1/32): with its RMSProp that is the
+    # update the papers' learning rate was tuned for.
+    "loss_reduction": "sum",
     "batch_size": 32,
     "optimizer": "rmsprop",
     "lr": 2.5e-4,
@@ -68,7 +72,8 @@ def nature() -> dict[str, Any]:
     - gamma 0.99: "discount factor".
     - updates_per_env_step 0.25: "update frequency" 4 (one update per 4 agent actions).
     - optimizer RMSProp, lr 0.00025, rmsprop_alpha 0.95 ("squared gradient momentum"),
-      rmsprop_eps 0.01 ("min squared gradient").
+      rmsprop_eps 0.01 ("min squared gradient"), as DeepMind's code applies them: ε inside
+      the square root, gradients added over the minibatch (``loss_reduction`` ``sum``).
     - epsilon 1.0 → 0.1 over 1,000,000 steps: "initial/final exploration",
       "final exploration frame".
     - learning_starts 50,000: "replay start size".
