@@ -19,6 +19,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
+from deepmorning.platform.rundir import RunDir
 from deepmorning.rl.dqn import build_config
 from deepmorning.rl.dqn.learner import td_loss
 from deepmorning.rl.dqn.module import Q_VALUES, QModule, linear_epsilon
@@ -209,20 +210,53 @@ def test_cartpole_run_writes_its_run_directory(cartpole_run):
     assert (Path(summary["checkpoint"]) / "learner_group").is_dir()
 
 
-def test_checkpoint_evaluate_round_trip(cartpole_run):
+def _restored_algo(checkpoint: Path):
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    from deepmorning.rl import envs
+
+    envs.register()  # the env creator the run registered in its own process
+    return Algorithm.from_checkpoint(str(checkpoint))
+
+
+def test_checkpoint_evaluate_round_trip(cartpole_run, ray_local):
     res = run_cli("rl", "evaluate", str(cartpole_run), "--episodes", "2")
     assert res.returncode == 0, res.stderr
     assert "over 2 episodes" in res.stdout and "±" in res.stdout
-    from deepmorning.rl.runner import evaluate
+    from deepmorning.rl.runner import checkpoints, evaluate, load_module
 
-    # The checkpoint restores the trained policy: same episodes as the run's final evaluation.
-    restored = evaluate(cartpole_run, episodes=3, seed=0)
     summary = json.loads((cartpole_run / "summary.json").read_text())
-    assert restored["eval_returns"] == summary["eval_returns"]
+    restored = evaluate(cartpole_run, episodes=3, seed=0)
     assert restored["checkpoint"] == summary["checkpoint"]
+    # Returns can agree for different weights: compare the networks themselves. The module
+    # `evaluate` loads computes the Q-values of the algorithm RLlib restores from the run's
+    # final checkpoint, and not those of the one before it (the weights moved in between).
+    older, latest = checkpoints(RunDir.open(cartpole_run))[-2:]
+    assert str(latest) == summary["checkpoint"]
+    obs = torch.as_tensor(np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32))
+    with torch.no_grad():
+        loaded = load_module(latest).q_values(obs)
+        algo = _restored_algo(latest)
+        try:
+            reference = algo.get_module().q_values(obs)
+        finally:
+            algo.stop()
+        before = load_module(older).q_values(obs)
+    torch.testing.assert_close(loaded, reference)
+    assert not torch.allclose(loaded, before)
 
 
-def test_resume_continues_without_losing_or_repeating_rows(cartpole_run, tmp_path):
+def _algo_state(checkpoint: Path) -> dict:
+    algo = _restored_algo(checkpoint)
+    try:
+        return {"env_steps": algo.env_steps, "gradient_updates": algo.gradient_updates,
+                "replay": algo.replay.get_num_timesteps(),
+                "epsilon_clock": algo.env_runner.num_env_steps_sampled_lifetime}
+    finally:
+        algo.stop()
+
+
+def test_resume_continues_without_losing_or_repeating_rows(cartpole_run, tmp_path, ray_local):
     run = tmp_path / "interrupted"
     shutil.copytree(cartpole_run, run)
     # Simulate a driver killed after iteration 6 but before its checkpoint and summary.
@@ -237,6 +271,14 @@ def test_resume_continues_without_losing_or_repeating_rows(cartpole_run, tmp_pat
     assert progress["env_steps"].is_monotonic_increasing
     assert summary["env_steps"] == 1536 and summary["iterations"] == 6
     assert (run / "checkpoints" / "iter_000006").is_dir()
+    # Resumed from iteration 4, with its replay buffer, counters and ε clock: the run ends
+    # where the uninterrupted one ended (a lost buffer or a reset clock would show here).
+    resumed_from = _algo_state(run / "checkpoints" / "iter_000004")
+    assert resumed_from["replay"] == resumed_from["epsilon_clock"] == 1024
+    resumed = _algo_state(run / "checkpoints" / "iter_000006")
+    uninterrupted = _algo_state(cartpole_run / "checkpoints" / "iter_000006")
+    assert resumed == uninterrupted
+    assert resumed["replay"] == resumed["epsilon_clock"] == resumed["env_steps"] == 1536
 
 
 def test_a_finished_run_cannot_be_resumed(cartpole_run):
