@@ -47,15 +47,28 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path
 
 
 @pytest.fixture(scope="session")
-def ray_local() -> Iterator[None]:
-    """One embedded Ray for the in-process tests of the session."""
+def _ray_session() -> Iterator[None]:
+    """Shut down the embedded Ray of the in-process tests once, at the end of the session."""
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray_local(_ray_session) -> None:
+    """An embedded Ray of our own for an in-process test, shared by the tests of the session.
+
+    Checked at every use, not once: a module that shuts Ray down in between must not leave a
+    later test to Ray's auto-init, which attaches to whatever ``/tmp/ray/ray_current_cluster``
+    names (a ``ray start --head`` of another test, perhaps already gone). ``address="local"``
+    never attaches to another cluster.
+    """
     import ray
 
     if not ray.is_initialized():
         ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False,
                  log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @dataclass
@@ -100,3 +113,20 @@ def ray_head(tmp_path_factory) -> Iterator[RayHead]:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
+    _forget_cluster(port)
+
+
+def _forget_cluster(port: int) -> None:
+    """Remove ``ray start``'s note of this (now stopped) head from Ray's temp directory.
+
+    Left behind, it makes every later ``ray.init()`` without an address (RLlib's
+    ``Algorithm.from_checkpoint`` calls one) try to join the dead head until it times out.
+    """
+    from ray._common.utils import get_ray_address_file
+
+    note = Path(get_ray_address_file(None))
+    try:
+        if note.read_text().strip().endswith(f":{port}"):
+            note.unlink()
+    except OSError:
+        pass
