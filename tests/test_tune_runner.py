@@ -201,6 +201,19 @@ def _experiment_state(run_root: Path) -> list[tuple[str, str, int]]:
     return out
 
 
+def _processes_with(marker: str) -> list[int]:
+    """Processes whose environment holds ``marker`` (the killed run's driver, Ray, workers)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker.encode() in (proc / "environ").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
 def test_kill_minus_9_then_resume_keeps_finished_trials_and_continues_the_rest(tmp_path):
     log = tmp_path / "epochs.log"
     env = _env(tmp_path, TUNE_TOY_LOG=str(log), TUNE_GLOBAL_CHECKPOINT_S="0.5")
@@ -226,6 +239,12 @@ def test_kill_minus_9_then_resume_keeps_finished_trials_and_continues_the_rest(t
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # the driver and its embedded Ray, at once
         proc.wait()
+    # Ray's workers live in their own process groups: they notice the dead driver and exit
+    # after their current epoch. Wait for that, or their last lines would read as resumed work.
+    deadline = time.time() + 120
+    while _processes_with(str(log)) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not _processes_with(str(log)), "the killed run's processes did not exit"
     run = _one_run(tmp_path)
     assert not (run / "summary.json").exists()
     with log.open("a") as fh:
