@@ -38,6 +38,7 @@ RESULTS, EPOCHS, BEST, CLAIM_CSV, CLAIM_MD = (
     "results.csv", "epochs.csv", "best.json", "claim.csv", "claim.md")
 ASHA_REDUCTION = 2  # successive halving: keep the better half at each rung
 PBT_INTERVALS = 4  # PBT perturbs a trial this many times over its epochs
+PBT_KEEP = 4  # checkpoints kept per trial under PBT: others may still exploit older ones
 
 
 @dataclass
@@ -238,13 +239,16 @@ def build_tuner(cfg: Mapping[str, Any], model: registry.TuneModel, run: rundir.R
         tune_config=tune.TuneConfig(
             metric=cfg["metric"], mode=cfg["mode"], num_samples=cfg["num_samples"],
             scheduler=make_scheduler(cfg, param), search_alg=make_searcher(cfg),
-            trial_dirname_creator=trial_dirname),
+            trial_dirname_creator=trial_dirname,
+            # a finished trial's worker takes the next trial: no new process, no second
+            # import of torch, and a model module's per-process data cache is reused
+            reuse_actors=True),
         run_config=tune.RunConfig(
             name=EXPERIMENT, storage_path=str(run.path), verbose=0,
             progress_reporter=SilentReporter(), callbacks=[progress_callback(cfg, run, quiet)],
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute=cfg["metric"],
-                checkpoint_score_order=cfg["mode"]),  # the best one and, always, the latest
+            checkpoint_config=tune.CheckpointConfig(  # the best ones and, always, the latest
+                num_to_keep=PBT_KEEP if cfg["scheduler"] == "pbt" else 1,
+                checkpoint_score_attribute=cfg["metric"], checkpoint_score_order=cfg["mode"]),
             failure_config=tune.FailureConfig(max_failures=0)),
     )
 
@@ -319,6 +323,8 @@ def run(req: TuneRequest) -> dict[str, Any]:
         check_shared_output(target, len(conn.nodes))
         run_dir, _ = rundir.open_or_create(group=GROUP, name=run_name(cfg), config=cfg,
                                            output=target, resume=None)
+        if not any(run_dir.checkpoints.iterdir()):
+            run_dir.checkpoints.rmdir()  # Tune keeps the checkpoints: RUN/tune/trial_*/
         resumed = False
     else:
         check_shared_output(run_dir.path, len(conn.nodes))
