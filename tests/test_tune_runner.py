@@ -19,9 +19,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 import ray.cloudpickle
+import tune_toy
 from conftest import REPO, run_cli
 
-import tune_toy
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.tuning import progress, registry, runner, space, trial
 
@@ -167,8 +167,8 @@ def test_a_claim_study_writes_claim_tables(tmp_path):
     assert res.returncode == 0, res.stderr
     run = _one_run(tmp_path)
     claim = pd.read_csv(run / "claim.csv")
-    assert sorted(zip(claim.arm, claim.seed)) == [("large", 0), ("large", 1), ("small", 0),
-                                                  ("small", 1)]
+    pairs = sorted(zip(claim.arm, claim.seed, strict=True))
+    assert pairs == [("large", 0), ("large", 1), ("small", 0), ("small", 1)]
     assert {"loss", "weight", "status"} <= set(claim.columns)
     results = pd.read_csv(run / "results.csv")
     assert set(results.groupby("arm")["config/lr"].first().items()) == {("small", 0.003),
@@ -255,7 +255,7 @@ def test_kill_minus_9_then_resume_keeps_finished_trials_and_continues_the_rest(t
     assert "(resumed)" in res.stdout.replace("\n", "")
     after = log.read_text().split("resume\n", 1)[1].split()
     trained = {}
-    for trial_id, epoch in zip(after[::2], after[1::2]):
+    for trial_id, epoch in zip(after[::2], after[1::2], strict=True):
         trained.setdefault(trial_id, []).append(int(epoch))
     for trial_id, status, epoch in state:
         if status == "TERMINATED":

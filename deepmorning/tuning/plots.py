@@ -19,6 +19,7 @@ from deepmorning.platform.rundir import RunDir
 
 EPOCHS = "epochs.csv"
 CLAIM = "claim.csv"
+MAX_LEGEND = 12  # trials named in the legend of curves.png
 
 
 def plot_run(run: RunDir) -> list[Path]:
@@ -28,6 +29,7 @@ def plot_run(run: RunDir) -> list[Path]:
     epochs = run.read_table(EPOCHS)
     written = []
     best = _best_trial(run)
+    labels = trial_labels(run.read_table("results.csv"), cfg.get("searched", []))
     if cfg.get("study"):
         path = study_curves(epochs, metric, run.path / "curves.png",
                             f"{cfg['model']} · {cfg['study']}: {metric} per epoch")
@@ -37,7 +39,7 @@ def plot_run(run: RunDir) -> list[Path]:
                                   f"{cfg['model']} · {cfg['study']}"))
     else:
         written.append(curves(epochs, metric, mode, run.path / "curves.png",
-                              f"{cfg['model']}: {metric} per epoch of each trial", best))
+                              f"{cfg['model']}: {metric} per epoch of each trial", best, labels))
     return [p for p in written if p is not None]
 
 
@@ -50,22 +52,47 @@ def _best_trial(run: RunDir) -> str | None:
     return read_json(path).get("trial_id")
 
 
+def trial_labels(results: pd.DataFrame, searched: list[str]) -> dict[str, str]:
+    """trial id -> "lr=0.01 steps=8" (its searched values), for the legend."""
+    labels = {}
+    for row in results.to_dict("records") if not results.empty else []:
+        values = [f"{k}={_short(row[f'config/{k}'])}" for k in searched if f"config/{k}" in row]
+        labels[str(row["trial_id"])] = " ".join(values)
+    return labels
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def curves(epochs: pd.DataFrame, metric: str, mode: str, path: Path, title: str,
-           best: str | None = None) -> Path | None:
+           best: str | None = None, labels: dict[str, str] | None = None) -> Path | None:
     if epochs.empty or metric not in epochs or "epoch" not in epochs:
         return None
     fig, ax = plots.figure(title, "epoch", f"{metric} ({'higher' if mode == 'max' else 'lower'}"
                            " is better)")
-    for trial, part in epochs.groupby("trial_id", sort=False):
+    labels = labels or {}
+    trials = list(epochs.groupby("trial_id", sort=False))
+    legend = len(trials) <= MAX_LEGEND
+    for trial, part in trials:
         part = part.sort_values("epoch")
+        text = f"{trial} {labels.get(str(trial), '')}".strip()
         if str(trial) == str(best):
-            ax.plot(part["epoch"], part[metric], color="black", lw=2.5, zorder=3,
-                    label=f"best: {trial}")
+            ax.plot(part["epoch"], part[metric], "o-", color="black", lw=2.5, ms=4, zorder=3,
+                    label=f"best: {text}")
         else:
-            ax.plot(part["epoch"], part[metric], lw=1, alpha=0.6)
-    if best is not None:
-        ax.legend(loc="best")
+            ax.plot(part["epoch"], part[metric], "o-", lw=1, ms=3, alpha=0.7,
+                    label=text if legend else None)
+    _integer_epochs(ax)
+    if legend or best is not None:
+        ax.legend(loc="best", fontsize="small")
     return plots.save(fig, path)
+
+
+def _integer_epochs(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def study_curves(epochs: pd.DataFrame, metric: str, path: Path, title: str) -> Path | None:
@@ -79,7 +106,9 @@ def study_curves(epochs: pd.DataFrame, metric: str, path: Path, title: str) -> P
             seed_part = seed_part.sort_values("epoch")
             ax.plot(seed_part["epoch"], seed_part[metric], color=colour, lw=0.8, alpha=0.4)
         mean = part.groupby("epoch")[metric].mean()
-        ax.plot(mean.index, mean.values, color=colour, lw=2.5, label=f"{arm} (mean)")
+        ax.plot(mean.index, mean.values, "o-", color=colour, lw=2.5, ms=4,
+                label=f"{arm} (mean of {part['seed'].nunique()} seeds)")
+    _integer_epochs(ax)
     ax.legend(loc="best")
     return plots.save(fig, path)
 
