@@ -23,7 +23,7 @@ import tune_toy
 from conftest import REPO, run_cli
 
 from deepmorning.platform.errors import DeepmorningError
-from deepmorning.tuning import progress, registry, runner, space, trial
+from deepmorning.tuning import progress, registry, report, runner, space, trial
 
 ray.cloudpickle.register_pickle_by_value(tune_toy)  # in-process runs: workers need no import
 
@@ -67,6 +67,24 @@ def test_grid_crosses_every_choice_and_a_study_holds_searched_keys_alike():
     with pytest.raises(DeepmorningError, match="erase the comparison"):
         space.study_arms(tune_toy.MODEL, study, scale="quick",
                          sets=space.parse_sets(["lr=0.1"]), max_epochs=None)
+
+
+def test_claim_table_and_verdict_from_a_hand_made_frame():
+    study = tune_toy.STUDIES["lr"]
+    claim = pd.DataFrame({"arm": ["small", "small", "large", "large", "large"],
+                          "seed": [0, 1, 0, 1, 2],
+                          "status": ["TERMINATED"] * 4 + ["ERROR"],
+                          "loss": [3.0, 2.0, 0.5, 0.3, None], "weight": [0.1, 0.2, 2.9, 3.0, None]})
+    rows = report.arm_rows(claim, study)
+    assert rows == [{"arm": "small", "seeds": 2, "loss": "2.5 ± 0.71", "weight": "0.15 ± 0.071"},
+                    {"arm": "large", "seeds": 2, "loss": "0.4 ± 0.14", "weight": "2.95 ± 0.071"}]
+    assert report.verdict(study, claim) == (True, "large (0.4) beats small (2.5) on mean loss")
+    worse = claim.assign(loss=[0.1, 0.2, 0.5, 0.3, None])
+    assert report.verdict(study, worse)[0] is False
+    held, sentence = report.verdict(study, claim[claim.arm == "small"])
+    assert held is None and "no finished trial for arm(s) large" in sentence
+    md = report.claim_markdown("toy", study, rows, True, "large wins", {"seeds": 2})
+    assert "| small | 2 | 2.5 ± 0.71 | 0.15 ± 0.071 |" in md and "**held**" in md
 
 
 def test_progress_figures_count_trials_and_estimate_the_time_left():
@@ -305,3 +323,13 @@ def test_optuna_searches_the_space(ray_local, tmp_path):
     assert results["config/lr"].between(1e-3, 0.3).all()
     assert list((run / "tune").glob("searcher-state-*.pkl"))
     assert summary["best_value"] == pytest.approx(results.loss.min())
+
+
+def test_failed_trials_are_reported_and_the_run_stays_resumable(ray_local, tmp_path):
+    with pytest.raises(DeepmorningError, match="no trial finished with a value of loss"):
+        _run(tmp_path, num_samples=2, sets=("fail=true",))
+    run = tmp_path / "run"
+    results = pd.read_csv(run / "results.csv")
+    assert list(results.status) == ["ERROR", "ERROR"]
+    assert results.error.str.contains("toy failure on purpose").all()
+    assert not (run / "summary.json").exists()  # unfinished: --resume restarts failed trials

@@ -145,8 +145,8 @@ class TuneProgress(Callback):
             return
         self._last = now
         f = self.figures(trials)
-        fields = {"running": f["running"], f"best {self.metric}": f["best"],
-                  "eta": fmt_eta(f["eta"])}
+        best = f["best"] if math.isfinite(f["best"]) else "-"
+        fields = {"running": f["running"], f"best {self.metric}": best, "eta": fmt_eta(f["eta"])}
         if f["errored"]:
             fields["errors"] = f["errored"]
         self._line.update(f["done"], **fields)
