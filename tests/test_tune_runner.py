@@ -87,6 +87,19 @@ def test_claim_table_and_verdict_from_a_hand_made_frame():
     assert "| small | 2 | 2.5 ± 0.71 | 0.15 ± 0.071 |" in md and "**held**" in md
 
 
+@pytest.mark.parametrize("flags, message", [
+    ({"study": "nope"}, "unknown study 'nope' for toy"),
+    ({"study": "lr", "scheduler": "asha"}, "--scheduler: a claim study"),
+    ({"seeds": 3}, "--seeds belongs to a claim study"),
+    ({"scheduler": "pbt", "search": "optuna"}, "use --search random"),
+    ({"scheduler": "pbt", "num_samples": 1}, "needs a population"),
+])
+def test_conflicting_flags_are_refused_before_ray(flags, message):
+    req = runner.TuneRequest(model="toy", given=frozenset(flags), **flags)
+    with pytest.raises(DeepmorningError, match=message):
+        runner.prepare(req)
+
+
 def test_progress_figures_count_trials_and_estimate_the_time_left():
     line = progress.TuneProgress("toy", "loss", "min", epochs=4, run_name="r")
     line.total, line._started = 4, time.monotonic() - 10
@@ -113,8 +126,6 @@ def test_tune_list_shows_models_metrics_and_studies(tmp_path):
     (["--set", "width=3"], "--set width: unknown key for toy"),
     (["--set", "lr=fast"], "'lr' takes a number"),
     (["--set", "steps=3"], "not one of the options of 'steps': 2, 8"),
-    (["--study", "nope"], "unknown study 'nope' for toy"),
-    (["--study", "lr", "--scheduler", "asha"], "--scheduler: a claim study"),
 ])
 def test_bad_input_is_one_line_before_ray_starts(tmp_path, args, message):
     env = _env(tmp_path, RAY_TMPDIR=str(tmp_path / "raytmp"))
@@ -237,7 +248,7 @@ def test_kill_minus_9_then_resume_keeps_finished_trials_and_continues_the_rest(t
     env = _env(tmp_path, TUNE_TOY_LOG=str(log), TUNE_GLOBAL_CHECKPOINT_S="0.5")
     proc = subprocess.Popen(
         [sys.executable, "-m", "deepmorning", "tune", "toy", "--num-samples", "4",
-         "--max-epochs", "4", "--set", "sleep=1.0"], cwd=tmp_path, env=env,
+         "--max-epochs", "4", "--set", "sleep=0.7"], cwd=tmp_path, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline, state = time.time() + 300, []
     try:
