@@ -224,9 +224,9 @@ def claim_markdown(model: str, study: Study, rows: list[dict[str, Any]], held: b
         "",
         f"**Paper.** {study.paper}",
         "",
-        f"**Verdict.** The claim {word} at this scale: {sentence}.",
+        f"**Verdict.** The claim {word} at this scale: {sentence.rstrip('.')}.",
         "",
-        "Scale: " + ", ".join(f"{k} {v}" for k, v in context.items()) + ".",
+        "Run: " + ", ".join(f"{k} {v}" for k, v in context.items()) + ".",
         "",
     ]
     return "\n".join(lines)
