@@ -38,6 +38,7 @@ RESULTS, EPOCHS, BEST, CLAIM_CSV, CLAIM_MD = (
     "results.csv", "epochs.csv", "best.json", "claim.csv", "claim.md")
 ASHA_REDUCTION = 2  # successive halving: keep the better half at each rung
 PBT_INTERVALS = 4  # PBT perturbs a trial this many times over its epochs
+KEEP = 2  # best checkpoints kept per trial (and, always, the latest)
 PBT_KEEP = 4  # checkpoints kept per trial under PBT: others may still exploit older ones
 
 
@@ -247,7 +248,7 @@ def build_tuner(cfg: Mapping[str, Any], model: registry.TuneModel, run: rundir.R
             name=EXPERIMENT, storage_path=str(run.path), verbose=0,
             progress_reporter=SilentReporter(), callbacks=[progress_callback(cfg, run, quiet)],
             checkpoint_config=tune.CheckpointConfig(  # the best ones and, always, the latest
-                num_to_keep=PBT_KEEP if cfg["scheduler"] == "pbt" else 1,
+                num_to_keep=PBT_KEEP if cfg["scheduler"] == "pbt" else KEEP,
                 checkpoint_score_attribute=cfg["metric"], checkpoint_score_order=cfg["mode"]),
             failure_config=tune.FailureConfig(max_failures=0)),
     )
