@@ -65,7 +65,7 @@ def tune(ctx: click.Context, model: str, **flags) -> None:
 
     settings = ctx.obj
     req = TuneRequest(model=model, given=given, address=settings.address if settings else None,
-                      **flags)
+                      debug=bool(settings and settings.debug), **flags)
     prepare(req)  # every check that needs no Ray, before Ray starts
     try:
         run(req)

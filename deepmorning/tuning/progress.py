@@ -13,6 +13,7 @@ resumed run finished before it was killed.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -24,13 +25,15 @@ from ray.tune.progress_reporter import ProgressReporter
 DONE_STATES = ("TERMINATED", "ERROR")
 
 
-def quiet_tune() -> None:
+def quiet_tune(debug: bool = False) -> None:
     """Use Tune's classic output engine, where a ProgressReporter decides what is printed
     (the new engine prints its banner and tables even at ``verbose=0``), and drop Tune's
     warning about frequent experiment snapshots: with a checkpoint every epoch and a few kept
     per trial they are what makes ``--resume`` exact, and they cost milliseconds here."""
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if not debug:  # a failed trial is one warning line (its traceback is in its error.txt)
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
 
 
 class SilentReporter(ProgressReporter):
@@ -89,10 +92,11 @@ class TuneProgress(Callback):
         self._started = 0.0
         self._work_at_start: int | None = None
         self._last = 0.0
+        self._shown: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_line=None, _gauges=None, _work_at_start=None)
+        state.update(_line=None, _gauges=None, _work_at_start=None, _shown=None)
         return state
 
     # -- Tune's hooks -------------------------------------------------------------------------
@@ -152,6 +156,9 @@ class TuneProgress(Callback):
         fields = {"running": f["running"], f"best {self.metric}": best, "eta": fmt_eta(f["eta"])}
         if f["errored"]:
             fields["errors"] = f["errored"]
+        if force and (f["done"], fields) == self._shown:
+            return  # the same line again (a trial's end and the experiment's end)
+        self._shown = (f["done"], fields)
         self._line.update(f["done"], **fields)
         gauges = self._gauges
         gauges.set("tune_trials_done", f["done"])

@@ -62,6 +62,7 @@ class TuneRequest:
     resume: str | Path | None = None
     address: str | None = None
     quiet: bool = False
+    debug: bool = False  # Tune's own error logs and the trials' output on the terminal
     given: frozenset[str] = field(default_factory=frozenset)  # flags the user typed
 
 
@@ -317,7 +318,7 @@ def run(req: TuneRequest) -> dict[str, Any]:
             console.warn("resuming uses the run's stored configuration; other flags are ignored")
         run_dir = rundir.RunDir.resume(run_dir.path, group=GROUP)
     model = registry.get(cfg["model"])
-    conn = runtime.connect(req.address, log_to_driver=False)  # trials log to their own files
+    conn = runtime.connect(req.address, log_to_driver=req.debug)  # trials log to their files
     check_resources(cfg, conn)
     if run_dir is None:
         target = req.output or rundir.default_output(GROUP, run_name(cfg))
@@ -330,7 +331,7 @@ def run(req: TuneRequest) -> dict[str, Any]:
     else:
         check_shared_output(run_dir.path, len(conn.nodes))
         resumed = True
-    quiet_tune()
+    quiet_tune(req.debug)
     if not req.quiet:
         what = f"study {cfg['study']} ({len(cfg['arms'])} arms × {len(cfg['seeds'])} seeds)" \
             if cfg.get("study") else f"{cfg['trials']} trials ({cfg['scheduler']}, " \
@@ -394,8 +395,8 @@ def write_outputs(run: rundir.RunDir, grid: Any, cfg: Mapping[str, Any],
                                f"with --resume {run.path}")
     errored = results[results["status"] == "ERROR"] if not results.empty else results
     for row in errored.to_dict("records"):
-        console.warn(f"trial {row['trial_id']} failed: {row['error']} (its error.txt is under "
-                     f"{run.path / EXPERIMENT})")
+        where = run.path / EXPERIMENT / f"trial_{row['trial_id']}" / "error.txt"
+        console.warn(f"trial {row['trial_id']} failed: {row['error']} (see {where})")
     best = report.best_result(grid, cfg["metric"], cfg["mode"])
     if best is None:
         raise DeepmorningError(f"no trial finished with a value of {cfg['metric']} ({len(errored)}"
