@@ -8,6 +8,8 @@ time::
 and the study runner (:mod:`deepmorning.tuning.runner`: Tuner, run directory, progress, resume,
 claim studies) works with any registered model. Built-in model modules are listed in
 :data:`BUILTIN_MODULES` and imported on first lookup; a module that is not there (yet) is skipped.
+Further modules (a user's own models, the tests' toy model) are named, comma-separated, in the
+environment variable ``DEEPMORNING_TUNE_MODULES``; each must import.
 
 The trainable contract (see :mod:`deepmorning.tuning.trial` for the helpers):
 
@@ -25,6 +27,7 @@ The trainable contract (see :mod:`deepmorning.tuning.trial` for the helpers):
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +46,9 @@ BUILTIN_MODULES = (
     "deepmorning.tuning.relnet",
     "deepmorning.tuning.imbalance",
 )
+
+#: Environment variable naming extra model modules (comma-separated import paths).
+MODULES_ENV = "DEEPMORNING_TUNE_MODULES"
 
 #: (final results of a study, one row per trial: columns ``arm``, ``seed`` and every metric
 #: the trainable reported, last value) -> (held, one sentence saying what was measured).
@@ -148,6 +154,19 @@ def _load_builtins() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != module:  # a missing dependency inside the module is a real error
                 raise
+    for module in extra_modules():
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            raise DeepmorningError(f"{MODULES_ENV} names '{module}', which cannot be imported"
+                                   ) from exc
+
+
+def extra_modules() -> list[str]:
+    """The modules named in ``DEEPMORNING_TUNE_MODULES``."""
+    return [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
 
 
 def names() -> list[str]:
