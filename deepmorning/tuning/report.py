@@ -241,7 +241,7 @@ def top_rows(results: pd.DataFrame, metric: str, mode: str, searched: Sequence[s
     df = results.sort_values(metric, ascending=mode == "min", na_position="last") \
         if metric in results else results
     cols = ["trial_id", *[c for c in ("arm", "seed") if c in df], "status", "epoch", metric]
-    cols += [f"config/{k}" for k in searched if f"config/{k}" in df]
+    cols += [f"config/{k}" for k in searched if f"config/{k}" in df and k not in cols]
     out = []
     for record in df.head(n)[[c for c in cols if c in df]].to_dict("records"):
         out.append({k.removeprefix("config/"): v for k, v in record.items()})
