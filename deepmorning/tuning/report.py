@@ -167,13 +167,20 @@ def finished(claim: pd.DataFrame, metric: str) -> pd.DataFrame:
     return claim[ok & claim[metric].notna()] if metric in claim else claim.iloc[0:0]
 
 
+def number(value: float, digits: int = 4) -> str:
+    """4 significant digits; large numbers (parameter counts) in full, not as 3.414e+04."""
+    if abs(value) >= 10**digits and math.isfinite(value):
+        return f"{value:.0f}"
+    return f"{value:.{digits}g}"
+
+
 def mean_std(values: pd.Series) -> str:
     values = pd.to_numeric(values, errors="coerce").dropna()
     if values.empty:
         return "–"
     if len(values) == 1:
-        return f"{values.iloc[0]:.4g}"
-    return f"{values.mean():.4g} ± {values.std(ddof=1):.2g}"
+        return number(float(values.iloc[0]))
+    return f"{number(float(values.mean()))} ± {number(float(values.std(ddof=1)), 2)}"
 
 
 def arm_rows(claim: pd.DataFrame, study: Study) -> list[dict[str, Any]]:
