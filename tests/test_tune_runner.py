@@ -87,6 +87,15 @@ def test_claim_table_and_verdict_from_a_hand_made_frame():
     assert "| small | 2 | 2.5 ± 0.71 | 0.15 ± 0.071 |" in md and "**held**" in md
 
 
+def test_a_space_with_nothing_searched_runs_seeds():
+    cfg = runner.resolve(runner.TuneRequest(model="toy", num_samples=3, seed=5,
+                                            sets=("lr=0.1", "steps=2")))
+    assert (cfg["trials"], cfg["num_samples"], cfg["seeds"]) == (3, 1, [5, 6, 7])
+    assert runner.param_space(cfg, tune_toy.MODEL)["seed"] == {"grid_search": [5, 6, 7]}
+    cfg = runner.resolve(runner.TuneRequest(model="toy", num_samples=3, seed=5))
+    assert cfg["seeds"] is None and runner.param_space(cfg, tune_toy.MODEL)["seed"] == 5
+
+
 @pytest.mark.parametrize("flags, message", [
     ({"study": "nope"}, "unknown study 'nope' for toy"),
     ({"study": "lr", "scheduler": "asha"}, "--scheduler: a claim study"),

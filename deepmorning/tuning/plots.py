@@ -83,16 +83,21 @@ def curves(epochs: pd.DataFrame, metric: str, mode: str, path: Path, title: str,
         else:
             ax.plot(part["epoch"], part[metric], "o-", lw=1, ms=3, alpha=0.7,
                     label=text if legend else None)
-    _integer_epochs(ax)
+    _integer_epochs(ax, epochs["epoch"])
     if legend or best is not None:
         ax.legend(loc="best", fontsize="small")
     return plots.save(fig, path)
 
 
-def _integer_epochs(ax) -> None:
+def _integer_epochs(ax, epochs: pd.Series) -> None:
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    first, last = int(epochs.min()), int(epochs.max())
+    if last - first <= 15:
+        ax.set_xticks(range(first, last + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(first - 0.5, last + 0.5)
 
 
 def study_curves(epochs: pd.DataFrame, metric: str, path: Path, title: str) -> Path | None:
@@ -108,7 +113,7 @@ def study_curves(epochs: pd.DataFrame, metric: str, path: Path, title: str) -> P
         mean = part.groupby("epoch")[metric].mean()
         ax.plot(mean.index, mean.values, "o-", color=colour, lw=2.5, ms=4,
                 label=f"{arm} (mean of {part['seed'].nunique()} seeds)")
-    _integer_epochs(ax)
+    _integer_epochs(ax, epochs["epoch"])
     ax.legend(loc="best")
     return plots.save(fig, path)
 

@@ -167,13 +167,20 @@ def finished(claim: pd.DataFrame, metric: str) -> pd.DataFrame:
     return claim[ok & claim[metric].notna()] if metric in claim else claim.iloc[0:0]
 
 
+def number(value: float, digits: int = 4) -> str:
+    """4 significant digits; large numbers (parameter counts) in full, not as 3.414e+04."""
+    if abs(value) >= 10**digits and math.isfinite(value):
+        return f"{value:.0f}"
+    return f"{value:.{digits}g}"
+
+
 def mean_std(values: pd.Series) -> str:
     values = pd.to_numeric(values, errors="coerce").dropna()
     if values.empty:
         return "–"
     if len(values) == 1:
-        return f"{values.iloc[0]:.4g}"
-    return f"{values.mean():.4g} ± {values.std(ddof=1):.2g}"
+        return number(float(values.iloc[0]))
+    return f"{number(float(values.mean()))} ± {number(float(values.std(ddof=1)), 2)}"
 
 
 def arm_rows(claim: pd.DataFrame, study: Study) -> list[dict[str, Any]]:
@@ -241,7 +248,7 @@ def top_rows(results: pd.DataFrame, metric: str, mode: str, searched: Sequence[s
     df = results.sort_values(metric, ascending=mode == "min", na_position="last") \
         if metric in results else results
     cols = ["trial_id", *[c for c in ("arm", "seed") if c in df], "status", "epoch", metric]
-    cols += [f"config/{k}" for k in searched if f"config/{k}" in df]
+    cols += [f"config/{k}" for k in searched if f"config/{k}" in df and k not in cols]
     out = []
     for record in df.head(n)[[c for c in cols if c in df]].to_dict("records"):
         out.append({k.removeprefix("config/"): v for k, v in record.items()})

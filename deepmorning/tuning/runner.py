@@ -147,9 +147,14 @@ def _resolve_search(req: TuneRequest, model: registry.TuneModel,
                                    "mutate (every key is fixed)")
         if samples < 2:
             raise DeepmorningError("--scheduler pbt needs a population: --num-samples >= 2")
+    # Nothing left to search (a quick scale may fix every key): the trials are seeds instead
+    # of N copies of one trial.
+    seeds = [int(req.seed) + i for i in range(samples)] if not searched and samples > 1 \
+        else None
     return {
-        "study": None, "scheduler": req.scheduler, "search": req.search, "num_samples": samples,
-        "searched": searched, "space": space.describe_space(param),
+        "study": None, "scheduler": req.scheduler, "search": req.search,
+        "num_samples": 1 if seeds else samples, "seeds": seeds,
+        "searched": searched + (["seed"] if seeds else []), "space": space.describe_space(param),
         "epochs": int(param["epochs"]), "trials": samples * space.grid_size(param),
     }
 
@@ -170,8 +175,13 @@ def param_space(cfg: Mapping[str, Any], model: registry.TuneModel) -> dict[str, 
         shared, arms, _ = space.study_arms(model, study, scale=cfg["scale"], sets=sets,
                                            max_epochs=cfg["max_epochs"])
         return space.study_space(shared, arms, cfg["seeds"])
-    return space.run_space(model, scale=cfg["scale"], sets=sets, max_epochs=cfg["max_epochs"],
-                           seed=cfg["seed"], grid=cfg["search"] == "grid")
+    param = space.run_space(model, scale=cfg["scale"], sets=sets, max_epochs=cfg["max_epochs"],
+                            seed=cfg["seed"], grid=cfg["search"] == "grid")
+    if cfg.get("seeds"):
+        from ray import tune
+
+        param["seed"] = tune.grid_search(list(cfg["seeds"]))
+    return param
 
 
 # -- Tune's pieces ---------------------------------------------------------------------------
@@ -336,6 +346,8 @@ def run(req: TuneRequest) -> dict[str, Any]:
         what = f"study {cfg['study']} ({len(cfg['arms'])} arms × {len(cfg['seeds'])} seeds)" \
             if cfg.get("study") else f"{cfg['trials']} trials ({cfg['scheduler']}, " \
             f"{cfg['search']} search)"
+        if not cfg.get("study") and cfg.get("seeds"):
+            what = f"{cfg['trials']} seeds of one config (nothing is searched at this scale)"
         console.console.print(f"[bold]tune {cfg['model']}[/bold]: {what}, {cfg['epochs']} "
                               f"epochs, scale {cfg['scale']} -> {run_dir.path}"
                               + (" (resumed)" if resumed else ""))
