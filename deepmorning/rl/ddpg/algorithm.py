@@ -39,7 +39,7 @@ from ray.rllib.utils.metrics import (
 
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.rl.ddpg.noise import NOISE_TYPES, ExplorationNoise
-from deepmorning.rl.ddpg.replay import TransitionReplayBuffer
+from deepmorning.rl.replay import TransitionReplayBuffer
 
 NUM_GRADIENT_UPDATES_LIFETIME = "num_gradient_updates_lifetime"
 
@@ -205,7 +205,8 @@ _RENAMED = {
     "learning_starts": "num_steps_sampled_before_learning_starts",
 }
 #: Preset keys that are not DDPGConfig.training() settings.
-_NOT_TRAINING = ("rollout_fragment_length", "num_envs", "timesteps", "eval_episodes")
+_NOT_TRAINING = ("rollout_fragment_length", "num_envs", "timesteps", "eval_episodes",
+                 "checkpoint_min_steps")
 
 
 def config_from_hyperparameters(hp: dict[str, Any], seed: int | None = None) -> DDPGConfig:

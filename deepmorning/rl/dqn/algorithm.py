@@ -29,10 +29,11 @@ from ray.rllib.utils.metrics import (
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
 )
 
+from deepmorning.rl import envs
 from deepmorning.rl.dqn.learner import LOSSES, OPTIMIZERS, REDUCTIONS, DQNLearner
 from deepmorning.rl.dqn.module import NETWORKS, QModule
 from deepmorning.rl.dqn.presets import TRAINING_DEFAULTS
-from deepmorning.rl.dqn.replay import TransitionReplayBuffer
+from deepmorning.rl.replay import TransitionReplayBuffer
 
 REPLAY_STATE = "dqn_replay_buffer"
 COUNTERS_STATE = "dqn_counters"
@@ -100,7 +101,10 @@ class DQN(Algorithm):
 
     def setup(self, config: DQNConfig) -> None:
         super().setup(config)
-        self.replay = TransitionReplayBuffer(capacity=config.replay_capacity, seed=config.seed)
+        # Atari: one 84×84 frame stored per step, the 4-frame stacks rebuilt when sampled.
+        frame_stack = envs.replay_frame_stack(config.env, config.env_config)
+        self.replay = TransitionReplayBuffer(capacity=config.replay_capacity,
+                                             frame_stack=frame_stack, seed=config.seed)
         self.env_steps = 0  # agent steps sampled, the clock of ε and learning_starts
         self.gradient_updates = 0
         self._update_credit = 0.0  # fractional updates carried to the next iteration
