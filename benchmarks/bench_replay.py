@@ -186,8 +186,9 @@ def main() -> None:
               f"steps (filled in {res['fill_s']:.0f} s)", flush=True)
     if len(results["memory"]) == 2:
         ours, stacked = results["memory"]
+        ratio = stacked["gb_per_1e6"] / ours["gb_per_1e6"]
         print(f"memory per 10^6 Atari steps: ours {ours['gb_per_1e6']:.2f} GB, stacked "
-              f"{stacked['gb_per_1e6']:.2f} GB, ratio x{stacked['gb_per_1e6'] / ours['gb_per_1e6']:.2f}")
+              f"{stacked['gb_per_1e6']:.2f} GB, stacked/ours x{ratio:.2f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     previous["latest"] = results
