@@ -15,8 +15,9 @@ What this subclass adds:
   fancy-index per episode drawn, on arrays cached until the episode grows or is evicted.
 * A terminated episode's last step does not bootstrap (``terminateds`` is true); a truncated
   one's does (a time limit is not a terminal state of the MDP).
-* Episodes are stored compactly: observations, actions and rewards as numpy arrays, no infos
-  or extra model outputs (which the losses never read).
+* Episodes are stored compactly: observations, actions and rewards as numpy arrays (float64
+  as float32, what the networks read anyway), no infos or extra model outputs (which the
+  losses never read).
 * ``frame_stack=k`` (Atari): the observation at each step is the stack of the last ``k``
   frames, but only the newest frame is stored, as in DeepMind's replay memory ("the last 4
   frames", Mnih et al. 2015, Methods). The stacks are rebuilt at sample time. Each episode
@@ -84,7 +85,7 @@ class TransitionReplayBuffer(EpisodeReplayBuffer):
 
     def _compact(self, episode: SingleAgentEpisode) -> SingleAgentEpisode:
         """A copy of ``episode`` holding only what the losses read, as numpy arrays."""
-        obs = np.asarray(episode.get_observations())
+        obs = _as_float32_if_floating(np.asarray(episode.get_observations()))
         lookback = 0
         if self.frame_stack:
             if obs.ndim < 2 or obs.shape[1] != self.frame_stack:
@@ -101,7 +102,8 @@ class TransitionReplayBuffer(EpisodeReplayBuffer):
         return SingleAgentEpisode(
             id_=episode.id_,
             observations=InfiniteLookbackBuffer(obs, lookback=lookback),
-            actions=InfiniteLookbackBuffer(np.asarray(episode.get_actions())),
+            actions=InfiniteLookbackBuffer(
+                _as_float32_if_floating(np.asarray(episode.get_actions()))),
             rewards=InfiniteLookbackBuffer(np.asarray(episode.get_rewards(), np.float32)),
             infos=[{}] * len(episode.get_observations()),
             terminated=episode.is_terminated,
@@ -204,6 +206,11 @@ class TransitionReplayBuffer(EpisodeReplayBuffer):
             self.rng.bit_generator.state = state["rng"]
         self._arrays = {}
         self._starts = None
+
+
+def _as_float32_if_floating(array: np.ndarray) -> np.ndarray:
+    """float64 observations and actions (MuJoCo's) are stored as the float32 the nets read."""
+    return array.astype(np.float32) if array.dtype == np.float64 else array
 
 
 def _float32_if_floating(dtype: np.dtype) -> np.dtype:
