@@ -117,7 +117,7 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def memory_child(kind: str, steps: int) -> dict:
+def memory_child(kind: str, steps: int, turnover: int = 1) -> dict:
     import gc
 
     from ray.rllib.utils.replay_buffers.episode_replay_buffer import EpisodeReplayBuffer
@@ -132,20 +132,23 @@ def memory_child(kind: str, steps: int) -> dict:
     gc.collect()
     before = rss_bytes()
     t0 = time.perf_counter()
-    for chunk in atari_chunks(steps):
+    for chunk in atari_chunks(steps * turnover):  # turnover > 1: old episodes get evicted
         buf.add(chunk)
     fill_s = time.perf_counter() - t0
     gc.collect()
     used = rss_bytes() - before
-    assert buf.get_num_timesteps() == steps
+    assert abs(buf.get_num_timesteps() - steps) < 1_000
+    steps = buf.get_num_timesteps()
     frames = sum(np.asarray(e.observations.data).nbytes for e in buf.episodes)
-    return {"kind": kind, "steps": steps, "rss_bytes": used, "obs_array_bytes": frames,
+    return {"kind": kind, "steps": steps, "turnover": turnover, "rss_bytes": used,
+            "obs_array_bytes": frames,
             "bytes_per_step": used / steps, "gb_per_1e6": used / steps * 1e6 / 1e9,
             "fill_s": fill_s}
 
 
-def memory(kind: str, steps: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--memory-child", kind, str(steps)],
+def memory(kind: str, steps: int, turnover: int = 1) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--memory-child", kind, str(steps),
+                          str(turnover)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -159,10 +162,13 @@ def main() -> None:
                         help="Atari steps stored for the stacked (RLlib) memory figure")
     parser.add_argument("--skip-stacked", action="store_true")
     parser.add_argument("--min-s", type=float, default=2.0, help="seconds per sampling rate")
-    parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--turnover", type=int, default=1,
+                        help="add this many times --transitions (evicting the oldest)")
+    parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        print(json.dumps(memory_child(args.memory_child[0], int(args.memory_child[1]))))
+        kind, steps, turnover = args.memory_child
+        print(json.dumps(memory_child(kind, int(steps), int(turnover))))
         return
 
     results: dict = {"machine": f"{platform.node()} {os.cpu_count()} CPUs",
@@ -179,9 +185,10 @@ def main() -> None:
     if not args.skip_stacked:
         kinds.append(("stacked", args.stacked_transitions))
     for kind, steps in kinds:
-        res = memory(kind, steps)
+        res = memory(kind, steps, args.turnover)
         results["memory"].append(res)
-        print(f"memory {kind:8} {steps} steps: {res['rss_bytes'] / 1e9:.2f} GB resident "
+        print(f"memory {kind:8} {res['steps']} steps (x{args.turnover} added): "
+              f"{res['rss_bytes'] / 1e9:.2f} GB resident "
               f"({res['bytes_per_step']:,.0f} B/step) -> {res['gb_per_1e6']:.2f} GB per 10^6 "
               f"steps (filled in {res['fill_s']:.0f} s)", flush=True)
     if len(results["memory"]) == 2:
