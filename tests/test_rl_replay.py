@@ -171,3 +171,23 @@ def test_dqn_on_atari_stores_single_frames(ray_local):
         assert frames.shape == (40 + 4, 84, 84) and frames.dtype == np.uint8
     finally:
         algo.stop()
+
+
+def test_ddpg_paper_preset_checkpoints_its_replay_at_most_every_50k_steps():
+    from deepmorning.rl.ddpg.presets import PRESETS
+    from deepmorning.rl.runner import _checkpoint_due
+
+    def due_at(preset: str) -> list[int]:
+        cfg = {"checkpoint_every": 10, "hyperparameters": PRESETS[preset]()}
+        steps_per_iteration = cfg["hyperparameters"]["rollout_fragment_length"]
+        last, saved = 0, []
+        for iteration in range(1, 2_001):
+            row = {"iteration": iteration, "env_steps": iteration * steps_per_iteration}
+            if _checkpoint_due(row, cfg, last):
+                last = row["env_steps"]
+                saved.append(last)
+        return saved
+
+    paper = due_at("paper")  # 64 steps per iteration: 128,000 steps
+    assert paper == [50_560, 101_120]  # not every 640 steps
+    assert due_at("pendulum")[:3] == [2_000, 4_000, 6_000]  # small replay: every 10 iterations
