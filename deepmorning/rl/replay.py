@@ -78,6 +78,7 @@ class TransitionReplayBuffer(EpisodeReplayBuffer):
             # One at a time: whether a chunk starts a stored episode (and so needs its
             # older frames) must be decided after the previous chunk's evictions.
             super().add(self._compact(episode))
+            self._arrays.pop(episode.id_, None)  # its views would keep the old arrays alive
         self._starts = None
         if len(self._arrays) > len(self.episodes):
             live = self.episode_id_to_index
