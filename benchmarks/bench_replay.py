@@ -13,8 +13,8 @@
 
 Prints the ratios; the raw figures go to ``benchmarks/results/replay.json``.
 
-    python benchmarks/bench_replay.py                       # ~2 minutes, ~2.5 GB peak
-    python benchmarks/bench_replay.py --transitions 1000000 --skip-stacked   # the full 10^6
+    python benchmarks/bench_replay.py                       # a few minutes, ~2 GB peak
+    python benchmarks/bench_replay.py --transitions 300000 --turnover 2     # as in docs/rl.md
 """
 
 from __future__ import annotations
