@@ -191,3 +191,14 @@ def test_ddpg_paper_preset_checkpoints_its_replay_at_most_every_50k_steps():
     paper = due_at("paper")  # 64 steps per iteration: 128,000 steps
     assert paper == [50_560, 101_120]  # not every 640 steps
     assert due_at("pendulum")[:3] == [2_000, 4_000, 6_000]  # small replay: every 10 iterations
+
+
+def test_evicted_episodes_leave_no_cached_arrays_behind():
+    buf = TransitionReplayBuffer(capacity=30, seed=0)
+    for i in range(20):
+        if i:
+            buf.sample_transitions(64)  # caches views of every stored episode
+        buf.add(episode(100.0 * i, 10, terminated=True))
+        live = {e.id_ for e in buf.episodes}
+        assert len(live) == min(i + 1, 3)
+        assert set(buf._arrays) <= live  # nothing keeps an evicted episode's memory alive

@@ -72,6 +72,7 @@ class TransitionReplayBuffer(EpisodeReplayBuffer):
     # -- adding ------------------------------------------------------------------------------
     def add(self, episodes: Any) -> None:
         """Store episode chunks (new episodes or continuations of stored ones)."""
+        evicted = self._num_episodes_evicted
         for episode in force_list(episodes):
             if len(episode) == 0:
                 continue
@@ -80,7 +81,7 @@ class TransitionReplayBuffer(EpisodeReplayBuffer):
             super().add(self._compact(episode))
             self._arrays.pop(episode.id_, None)  # its views would keep the old arrays alive
         self._starts = None
-        if len(self._arrays) > len(self.episodes):
+        if self._num_episodes_evicted != evicted:  # free the evicted episodes' memory
             live = self.episode_id_to_index
             self._arrays = {k: v for k, v in self._arrays.items() if k in live}
 
