@@ -24,7 +24,7 @@ from deepmorning.rl.ddpg.learner import ACTOR, CRITIC, soft_update
 from deepmorning.rl.ddpg.module import FINAL_INIT, DDPGTorchRLModule
 from deepmorning.rl.ddpg.noise import ExplorationNoise, OUNoise
 from deepmorning.rl.ddpg.presets import PRESETS
-from deepmorning.rl.ddpg.replay import TransitionReplayBuffer
+from deepmorning.rl.replay import TransitionReplayBuffer
 
 OBS = gym.spaces.Box(-1.0, 1.0, (5,), np.float32)
 # Asymmetric, per-dimension bounds: scaling and shifting must both be right.

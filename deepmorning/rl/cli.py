@@ -37,7 +37,8 @@ def rl() -> None:
 @click.option("--stop-return", type=float, default=None,
               help="Stop once an evaluation's mean return reaches this value.")
 @click.option("--checkpoint-every", type=int, default=10, show_default=True,
-              help="Save a checkpoint every N iterations (and always at the end).")
+              help="Save a checkpoint every N iterations (and always at the end); a "
+                   "preset's checkpoint_min_steps may space them further.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override one preset hyperparameter (repeatable), e.g. --set lr=1e-3.")
 @click.option("--output", type=click.Path(path_type=Path), default=None,

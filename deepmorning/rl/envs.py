@@ -35,6 +35,9 @@ ENV_NAME = "deepmorning-env"
 #: Methods, "Evaluation procedure"). Training games keep the ALE's own cap of 108,000 frames.
 ATARI_EVAL_MAX_FRAMES = 18_000
 
+#: Frames per Atari observation: "the last 4 frames" (Mnih et al. 2015, Methods, "Preprocessing").
+FRAME_STACK = 4
+
 
 def register_atari() -> None:
     """Make the ``ALE/...`` ids known to Gymnasium (ale-py ships the ROMs)."""
@@ -70,7 +73,7 @@ def make_env(env_id: str, *, train: bool = True, **kwargs: Any) -> gym.Env:
 
 
 def make_atari(env_id: str, *, train: bool = True, noop_max: int = 30,
-               frame_stack: int = 4, **kwargs: Any) -> gym.Env:
+               frame_stack: int = FRAME_STACK, **kwargs: Any) -> gym.Env:
     """The DQN papers' Atari pipeline from Gymnasium's (and RLlib's) wrappers."""
     from gymnasium.wrappers import AtariPreprocessing, ClipReward, FrameStackObservation
     try:
@@ -107,6 +110,21 @@ def _episodic_life_class() -> type:
             return obs, reward, terminated, truncated, info
 
     return TruncationAwareEpisodicLifeEnv
+
+
+def replay_frame_stack(env: Any, env_config: dict | None = None) -> int:
+    """Frames per observation that a replay buffer may store once (0: store observations whole).
+
+    ``env`` is what RLlib gets (a Gymnasium id, or :data:`ENV_NAME` with the id in
+    ``env_config``); Atari observations stack the last :data:`FRAME_STACK` frames.
+    """
+    env_id = (env_config or {}).get("id", env) if env == ENV_NAME else env
+    if not isinstance(env_id, str):
+        return 0
+    try:
+        return FRAME_STACK if is_atari(env_id) else 0
+    except gym.error.Error:  # not a Gymnasium id (e.g. a name registered with Tune)
+        return 0
 
 
 def env_creator(env_config: dict) -> gym.Env:

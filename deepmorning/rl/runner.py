@@ -331,6 +331,15 @@ def _best_eval(progress: Any) -> float:
     return float(evals.max()) if len(evals) else -math.inf
 
 
+def _checkpoint_due(row: Mapping[str, Any], cfg: Mapping[str, Any],
+                    last_checkpoint_steps: int) -> bool:
+    """Every ``checkpoint_every`` iterations, but at least ``checkpoint_min_steps`` env steps
+    apart when the preset sets it (a checkpoint that pickles a 10^6-step replay is costly)."""
+    min_steps = int(cfg["hyperparameters"].get("checkpoint_min_steps", 0) or 0)
+    return (row["iteration"] % cfg["checkpoint_every"] == 0
+            and row["env_steps"] - last_checkpoint_steps >= min_steps)
+
+
 def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: Any,
                 progress: Any, start_wall: float, quiet: bool) -> dict[str, Any]:
     from deepmorning.rl.plots import plot_run
@@ -341,6 +350,7 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
     best_eval = _best_eval(previous)
     next_eval = (steps // eval_every + 1) * eval_every if eval_every else math.inf
     started = time.monotonic()
+    last_checkpoint_steps = steps
     reached_at: int | None = None
     last_return = float(previous["episode_return_mean"].iloc[-1]) if not previous.empty \
         else math.nan
@@ -364,8 +374,9 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
                 next_eval = (steps // eval_every + 1) * eval_every
                 best_eval = max(best_eval, row["eval_return_mean"])
             run.append_rows(PROGRESS, [row])
-            if row["iteration"] % cfg["checkpoint_every"] == 0:
+            if _checkpoint_due(row, cfg, last_checkpoint_steps):
                 save_checkpoint(algo, run)
+                last_checkpoint_steps = steps
             metrics.set("rl_episode_return_mean", row["episode_return_mean"])
             metrics.set("rl_env_steps_per_s", row["env_steps_per_s"])
             line.update(min(steps, timesteps), ret=row["episode_return_mean"],

@@ -6,7 +6,8 @@ stack); this package is the paper's algorithm on RLlib's new API stack:
 * ``module.py``: actor and critic (+ targets) as one ``TorchRLModule``;
 * ``learner.py``: the two losses, two optimizers and soft target updates;
 * ``noise.py``: Ornstein-Uhlenbeck / Gaussian exploration as an EnvRunner connector;
-* ``replay.py``: uniform transition sampling on RLlib's ``EpisodeReplayBuffer``;
+* ``deepmorning.rl.replay`` (shared with DQN): uniform transition sampling on RLlib's
+  ``EpisodeReplayBuffer``;
 * ``algorithm.py``: ``DDPGConfig`` and ``DDPG`` with its own ``training_step``;
 * ``presets.py``: the paper's settings and a tuned ``pendulum`` preset.
 

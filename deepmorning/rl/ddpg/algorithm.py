@@ -10,6 +10,8 @@ One :meth:`DDPG.training_step` runs Algorithm 1 of the paper in a batch:
    minibatches of one training step go to the Learner in one ``update`` call, so RLlib's
    per-call overhead is paid once per training step rather than once per gradient step;
 4. the new actor weights go back to the EnvRunners.
+
+Steps 1, 2 and 4 and the single Learner call are shared with DQN (``deepmorning.rl.offpolicy``).
 """
 
 from __future__ import annotations
@@ -21,25 +23,13 @@ import gymnasium as gym
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.connectors.module_to_env import NormalizeAndClipActions
-from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
-from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
-from ray.rllib.utils.metrics import (
-    ENV_RUNNER_RESULTS,
-    ENV_RUNNER_SAMPLING_TIMER,
-    LEARNER_RESULTS,
-    LEARNER_UPDATE_TIMER,
-    NUM_ENV_STEPS_SAMPLED_LIFETIME,
-    REPLAY_BUFFER_ADD_DATA_TIMER,
-    REPLAY_BUFFER_SAMPLE_TIMER,
-    SYNCH_WORKER_WEIGHTS_TIMER,
-    TIMERS,
-)
+from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.rl.ddpg.noise import NOISE_TYPES, ExplorationNoise
-from deepmorning.rl.ddpg.replay import TransitionReplayBuffer
+from deepmorning.rl.offpolicy import learn_from_replay, sample_into_replay, updates_owed
+from deepmorning.rl.replay import TransitionReplayBuffer
 
 NUM_GRADIENT_UPDATES_LIFETIME = "num_gradient_updates_lifetime"
 
@@ -205,7 +195,8 @@ _RENAMED = {
     "learning_starts": "num_steps_sampled_before_learning_starts",
 }
 #: Preset keys that are not DDPGConfig.training() settings.
-_NOT_TRAINING = ("rollout_fragment_length", "num_envs", "timesteps", "eval_episodes")
+_NOT_TRAINING = ("rollout_fragment_length", "num_envs", "timesteps", "eval_episodes",
+                 "checkpoint_min_steps")
 
 
 def config_from_hyperparameters(hp: dict[str, Any], seed: int | None = None) -> DDPGConfig:
@@ -239,54 +230,22 @@ class DDPG(Algorithm):
 
     def training_step(self) -> None:
         cfg = self.config
-        # 1) Act in the environments with the noisy actor.
-        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            episodes, env_runner_results = synchronous_parallel_sample(
-                worker_set=self.env_runner_group,
-                concat=True,
-                sample_timeout_s=cfg.sample_timeout_s,
-                _uses_new_env_runners=True,
-                _return_metrics=True,
-            )
-        self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
-
-        # 2) Store the transitions.
-        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
-            self.local_replay_buffer.add(episodes)
-        new_steps = sum(len(e) for e in episodes)
+        # 1) Act in the environments with the noisy actor; 2) store the transitions.
+        new_steps = sample_into_replay(self, self.local_replay_buffer)
         lifetime = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME),
                                      default=0)
         if lifetime < cfg.num_steps_sampled_before_learning_starts:
             return
-
-        # 3) `updates_per_step` minibatch updates per new env step, in one Learner call.
-        self._updates_owed += new_steps * cfg.updates_per_step
-        num_updates = int(self._updates_owed)
+        # 3) `updates_per_step` minibatch updates per new env step, in one Learner call;
+        # 4) the new actor goes to the EnvRunners.
+        num_updates, self._updates_owed = updates_owed(self._updates_owed, new_steps,
+                                                       cfg.updates_per_step)
         if num_updates == 0:
             return
-        self._updates_owed -= num_updates
-        batch_size = cfg.train_batch_size_per_learner * max(cfg.num_learners, 1)
-        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
-            data = self.local_replay_buffer.sample_transitions(num_updates * batch_size)
-        train_batch = MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(data)},
-                                      env_steps=num_updates * batch_size)
-        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-            learner_results = self.learner_group.update(
-                batch=train_batch,
-                minibatch_size=cfg.train_batch_size_per_learner,
-                num_epochs=1,
-                shuffle_batch_per_epoch=False,
-                timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: lifetime},
-            )
-        self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        learn_from_replay(self, self.local_replay_buffer, num_updates,
+                          cfg.train_batch_size_per_learner, lifetime, cfg.num_learners)
         self.metrics.log_value(NUM_GRADIENT_UPDATES_LIFETIME, num_updates,
                                reduce="lifetime_sum")
-
-        # 4) Send the new actor to the EnvRunners.
-        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
-            self.env_runner_group.sync_weights(
-                from_worker_or_learner_group=self.learner_group, inference_only=True
-            )
 
     # The replay buffer travels with checkpoints so that a resumed run keeps its experience.
     def get_state(self, components=None, *, not_components=None, **kwargs) -> dict[str, Any]:

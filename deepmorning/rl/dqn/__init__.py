@@ -1,7 +1,8 @@
 """DQN (Mnih et al. 2013, "Playing Atari with Deep RL"; Mnih et al. 2015, Nature).
 
 ``algorithm.py`` (config + training_step), ``module.py`` (Q-networks, ε-greedy),
-``learner.py`` (TD loss, target network), ``replay.py`` (uniform replay), ``presets.py``.
+``learner.py`` (TD loss, target network), ``presets.py``; the uniform replay is shared with
+DDPG (``deepmorning.rl.replay``).
 Importing this package registers ``dqn`` with :mod:`deepmorning.rl.registry`.
 """
 

@@ -10,7 +10,9 @@ Read top to bottom:
    gradient step, the target network copied every C updates inside the Learner). The new
    weights then go back to the EnvRunners. Doing a whole iteration's updates per call keeps
    RLlib's per-call overhead (connectors, metrics, remote calls) off every single step.
-3. The networks live in ``module.py`` (RLModule), the loss in ``learner.py`` (Learner).
+3. The networks live in ``module.py`` (RLModule), the loss in ``learner.py`` (Learner); the
+   act/store/learn steps DQN shares with DDPG in ``deepmorning.rl.offpolicy``, the replay in
+   ``deepmorning.rl.replay``.
 """
 
 from __future__ import annotations
@@ -19,20 +21,14 @@ from typing import Any
 
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
-from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
-from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
-from ray.rllib.utils.metrics import (
-    ENV_RUNNER_RESULTS,
-    LEARNER_RESULTS,
-    NUM_ENV_STEPS_SAMPLED_LIFETIME,
-)
 
+from deepmorning.rl import envs
 from deepmorning.rl.dqn.learner import LOSSES, OPTIMIZERS, REDUCTIONS, DQNLearner
 from deepmorning.rl.dqn.module import NETWORKS, QModule
 from deepmorning.rl.dqn.presets import TRAINING_DEFAULTS
-from deepmorning.rl.dqn.replay import TransitionReplayBuffer
+from deepmorning.rl.offpolicy import learn_from_replay, sample_into_replay, updates_owed
+from deepmorning.rl.replay import TransitionReplayBuffer
 
 REPLAY_STATE = "dqn_replay_buffer"
 COUNTERS_STATE = "dqn_counters"
@@ -100,58 +96,26 @@ class DQN(Algorithm):
 
     def setup(self, config: DQNConfig) -> None:
         super().setup(config)
-        self.replay = TransitionReplayBuffer(capacity=config.replay_capacity, seed=config.seed)
+        # Atari: one 84×84 frame stored per step, the 4-frame stacks rebuilt when sampled.
+        frame_stack = envs.replay_frame_stack(config.env, config.env_config)
+        self.replay = TransitionReplayBuffer(capacity=config.replay_capacity,
+                                             frame_stack=frame_stack, seed=config.seed)
         self.env_steps = 0  # agent steps sampled, the clock of ε and learning_starts
         self.gradient_updates = 0
         self._update_credit = 0.0  # fractional updates carried to the next iteration
 
     def training_step(self) -> None:
-        steps = self._sample_into_replay()
+        steps = sample_into_replay(self, self.replay)
         self.env_steps += steps
         if self.replay.get_num_timesteps() < self.config.learning_starts:
             return  # (also true after resuming a run whose checkpoint holds no replay)
-        num_updates = self._updates_due(steps)
+        num_updates, self._update_credit = updates_owed(
+            self._update_credit, steps, self.config.updates_per_env_step)
         if num_updates:
-            self._learn(num_updates)
+            learn_from_replay(self, self.replay, num_updates, self.config.batch_size,
+                              self.env_steps)
+            self.gradient_updates += num_updates
         self.metrics.log_value("replay_size", self.replay.get_num_timesteps(), window=1)
-
-    def _sample_into_replay(self) -> int:
-        episodes, runner_metrics = synchronous_parallel_sample(
-            worker_set=self.env_runner_group,
-            concat=True,
-            sample_timeout_s=self.config.sample_timeout_s,
-            _uses_new_env_runners=True,
-            _return_metrics=True,
-        )
-        self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
-        self.replay.add(episodes)
-        return sum(len(e) for e in episodes)
-
-    def _updates_due(self, steps: int) -> int:
-        """Gradient updates owed for ``steps`` new env steps at the configured replay ratio."""
-        self._update_credit += steps * self.config.updates_per_env_step
-        num_updates = int(self._update_credit)
-        self._update_credit -= num_updates
-        return num_updates
-
-    def _learn(self, num_updates: int) -> None:
-        """``num_updates`` minibatch updates in one Learner call, then sync the EnvRunners."""
-        size = self.config.batch_size
-        transitions = self.replay.sample_transitions(num_updates * size)
-        batch = MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(transitions)},
-                                env_steps=num_updates * size)
-        results = self.learner_group.update(
-            batch=batch,
-            minibatch_size=size,
-            num_epochs=1,
-            shuffle_batch_per_epoch=False,
-            timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: self.env_steps},
-        )
-        self.metrics.aggregate(results, key=LEARNER_RESULTS)
-        self.gradient_updates += num_updates
-        self.env_runner_group.sync_weights(
-            from_worker_or_learner_group=self.learner_group, inference_only=True
-        )
 
     # -- checkpoints: RLlib saves runners, learner and metrics; we add counters and replay ----
     def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:

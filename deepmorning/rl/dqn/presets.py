@@ -53,7 +53,8 @@ ATARI_COMMON: dict[str, Any] = {
     "replay_capacity": 1_000_000,
     "eval_episodes": 30,  # Nature, Methods, "Evaluation procedure": 30 games of up to 5 min
     "grad_clip": None,
-    # 1M frames of 4×84×84 uint8 are ~28 GB: a resumed Atari run refills its buffer instead.
+    # 1M steps are ~7 GB even as single 84×84 frames (deepmorning.rl.replay), too much to
+    # pickle every few iterations: a resumed Atari run refills its buffer instead.
     "store_buffer_in_checkpoints": False,
     # Not a paper setting: environments stepped together by each EnvRunner, so that one
     # batched forward pass serves several envs. The replay ratio counts env steps, so the
