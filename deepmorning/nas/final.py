@@ -2,8 +2,9 @@
 
 Zoph & Le (2017, Sec. 4.1) retrain the best architectures after the search and report test
 error. We train the best child of a search with the search's child settings for more epochs
-(4x by default), as one Ray task that asks for a GPU when the cluster has one, and report
-validation and test accuracy.
+(4x by default), as one Ray task that asks for a GPU when the cluster has one (and then fails
+rather than fall back to the CPU if torch cannot use it), and report validation and test
+accuracy.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 
 import ray
 
-from deepmorning.nas.child import ChildConfig, fit
+from deepmorning.nas.child import ChildConfig, child_seed, fit
 from deepmorning.nas.config import NASConfig
 from deepmorning.nas.space import Architecture
 from deepmorning.platform import console
+from deepmorning.platform.errors import DeepmorningError
 from deepmorning.platform.rundir import RunDir, open_or_create, read_json
 
 
@@ -29,11 +31,12 @@ def _train(arch_dict: dict, cfg: NASConfig, child: ChildConfig) -> dict[str, Any
 
 
 def train_best(source: RunDir, *, epochs: int | None, output: Path | None,
-               gpus: bool) -> dict[str, Any]:
+               gpus: int) -> dict[str, Any]:
     cfg = NASConfig.from_dict(source.config)
     best = read_json(source.path / "best.json")
     child = dataclasses.replace(cfg.child, epochs=epochs or 4 * cfg.child.epochs,
-                                trainer="torch", threads=max(1, int(cfg.cpus_per_child)))
+                                trainer="torch", threads=max(1, int(cfg.cpus_per_child)),
+                                gpus=gpus, seed=child_seed(cfg.seed, int(best["child_id"])))
     run, _ = open_or_create(
         group="nas", name="train",
         config={"search": str(source.path), "architecture": best["arch"],
@@ -43,9 +46,12 @@ def train_best(source: RunDir, *, epochs: int | None, output: Path | None,
     arch = Architecture.from_dict(best["arch"])
     console.console.print(f"training {arch.summary()} for {child.epochs} epochs on "
                           f"{cfg.dataset}")
-    task = ray.remote(_train).options(num_cpus=max(1, cfg.cpus_per_child),
-                                      num_gpus=1 if gpus else 0)
-    result = ray.get(task.remote(best["arch"], cfg, child))
+    task = ray.remote(_train).options(num_cpus=max(1, cfg.cpus_per_child), num_gpus=gpus)
+    try:
+        result = ray.get(task.remote(best["arch"], cfg, child))
+    except ray.exceptions.RayTaskError as exc:  # e.g. a GPU torch cannot use: one line
+        raise DeepmorningError(f"final training failed: {str(exc).strip().splitlines()[-1]}"
+                               ) from None
     run.append_rows("train.csv", [{"epoch": i + 1, "val_acc": acc}
                                   for i, acc in enumerate(result["val_curve"])])
     summary = {
