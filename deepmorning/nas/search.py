@@ -203,6 +203,8 @@ class Search:
             max_retries=cfg.child_retries, retry_exceptions=True,
         )
         self.pending: dict[ray.ObjectRef, tuple[str, Any]] = {}
+        self.driver_seconds = 0.0  # time spent handling events (journal, history, launches)
+        self.handled = 0
         self.session_start = time.time()
         self.session_elapsed = self.journal.elapsed
 
@@ -250,11 +252,14 @@ class Search:
             self._show(bar)
             while self.pending:
                 ready, _ = ray.wait(list(self.pending), num_returns=1)
+                start = time.perf_counter()
                 kind, payload = self.pending.pop(ready[0])
                 if kind == "step":
                     self._on_step(payload, ready[0])
                 else:
                     self._on_child(payload, ready[0])
+                self.driver_seconds += time.perf_counter() - start
+                self.handled += 1
                 self._show(bar)
         return self.finish()
 
@@ -410,6 +415,7 @@ class Search:
             "final_baseline": j.baseline,
             "wall_seconds": round(wall, 1),
             "children_per_hour": round(j.children_done / max(wall, 1e-9) * 3600, 1),
+            "driver_ms_per_event": round(1000 * self.driver_seconds / max(1, self.handled), 2),
             "param_servers": self.cfg.param_servers,
             "controllers": self.cfg.controllers,
             "children_per_controller": self.cfg.children_per_controller,
