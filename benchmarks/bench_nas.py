@@ -114,7 +114,7 @@ def driver_cost(layouts: tuple[tuple[int, int, int], ...] = ((2, 2, 2), (20, 100
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 cfg = _config(param_servers=s_, controllers=k, children_per_controller=m,
-                              max_children=rounds * k * m, cpus_per_child=0.01,
+                              max_children=rounds * k * m,
                               child={"trainer": "synthetic"})
                 run = RunDir.create(Path(tmp) / "run", "nas", "bench", cfg.to_dict())
                 search_ = Search(cfg, run, resumed=False)

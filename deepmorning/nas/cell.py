@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -54,6 +54,13 @@ class CellSpace:
                 raise ValueError(f"{name} must be chosen from {', '.join(known)}")
             if len(set(values)) != len(values):
                 raise ValueError(f"{name} lists a value twice: {list(values)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CellSpace:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     @property
     def num_nodes(self) -> int:

@@ -184,32 +184,45 @@ def synthetic_reward(arch: Architecture) -> float:
     return sum(layer.filter_height == 3 for layer in arch.layers) / max(1, len(arch))
 
 
-def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig) -> dict[str, Any]:
-    """Train (or simulate) one child; the body of the Ray task the search fans out."""
+def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
+              lm: Any = None) -> dict[str, Any]:
+    """Train (or simulate) one child; the body of the Ray task the search fans out.
+
+    ``arch_dict`` is a CNN architecture or a recurrent cell (then ``data`` is a text corpus and
+    ``lm`` the language model's settings, see :mod:`deepmorning.nas.lm`).
+    """
+    from deepmorning.nas.cell import CellArchitecture
+    from deepmorning.nas.lm import fit_lm, synthetic_cell_reward
+    from deepmorning.nas.spaces import arch_from_dict
+
     start = time.time()
-    arch = Architecture.from_dict(arch_dict)
+    arch = arch_from_dict(arch_dict)
+    is_cell = isinstance(arch, CellArchitecture)
     seed = child_seed(cfg.seed, child_id)
     device = child_device(cfg.gpus)  # hides the GPUs from a 0-GPU child before torch sees them
     torch.set_num_threads(max(1, cfg.threads))
     kind, _, arg = cfg.trainer.partition(":")
-    if kind == "torch":
+    synthetic_reward_ = synthetic_cell_reward if is_cell else synthetic_reward
+    if kind == "torch" and is_cell:
+        result = fit_lm(arch, data, dataclasses.replace(cfg, seed=seed), lm, device)
+    elif kind == "torch":
         result = fit(arch, data, dataclasses.replace(cfg, seed=seed))
     elif kind == "synthetic":
-        acc = synthetic_reward(arch)
+        acc = synthetic_reward_(arch)
         result = {"val_acc": acc, "reward": acc, "params": 0}
     elif kind == "sleep":
         time.sleep(float(arg or 1.0))
-        acc = synthetic_reward(arch)
+        acc = synthetic_reward_(arch)
         result = {"val_acc": acc, "reward": acc, "params": 0}
     elif kind == "wait":  # testing: child 0 waits until the file ARG exists
         while child_id == 0 and not os.path.exists(arg):
             time.sleep(0.05)
-        acc = synthetic_reward(arch)
+        acc = synthetic_reward_(arch)
         result = {"val_acc": acc, "reward": acc, "params": 0}
     elif kind == "fail":
         if child_id % int(arg or 3) == 0:
             raise RuntimeError(f"child {child_id} failed on purpose (trainer {cfg.trainer})")
-        acc = synthetic_reward(arch)
+        acc = synthetic_reward_(arch)
         result = {"val_acc": acc, "reward": acc, "params": 0}
     else:
         raise ValueError(f"unknown child trainer '{cfg.trainer}'")

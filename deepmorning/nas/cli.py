@@ -45,9 +45,12 @@ def nas() -> None:
 @nas.command("search")
 @click.option("--preset", default="quick", show_default=True,
               help="'quick' (digits, a few minutes on a laptop) or 'paper' (Sec. 4.1 values).")
+@click.option("--space", "search_space", type=click.Choice(["cnn", "rnn"]), default="cnn",
+              show_default=True,
+              help="'cnn' (conv layers, Sec. 3.1-3.3) or 'rnn' (recurrent cells, Sec. 3.4).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
               help="JSON/YAML file overriding preset values (same keys as config.json).")
-@click.option("--dataset", help="digits | cifar10:PATH | mnist:PATH")
+@click.option("--dataset", help="cnn: digits | cifar10:PATH | mnist:PATH; rnn: pydoc | ptb:PATH")
 @click.option("--data-limit", type=click.IntRange(min=1), help="Cap training examples.")
 @click.option("--max-children", type=click.IntRange(min=1), help="Architectures to train.")
 @click.option("--child-epochs", type=click.IntRange(min=1), help="Epochs per child.")
@@ -73,10 +76,11 @@ def nas() -> None:
 @click.option("--output", type=click.Path(path_type=Path), help="Run directory to create.")
 @click.option("--resume", type=click.Path(path_type=Path), help="Continue an unfinished run.")
 @click.pass_obj
-def search_cmd(settings, preset: str, config_file: Path | None, predict_strides: bool | None,
-               cluster_config: Path | None, output: Path | None, resume: Path | None,
-               **flags: Any) -> None:
-    """Search CNN architectures; writes history.csv, best.json, summary.json and plots."""
+def search_cmd(settings, preset: str, search_space: str, config_file: Path | None,
+               predict_strides: bool | None, cluster_config: Path | None,
+               output: Path | None, resume: Path | None, **flags: Any) -> None:
+    """Search CNN architectures or recurrent cells; writes history.csv, best.json, summary.json
+    and plots."""
     from deepmorning.nas.config import NASConfig, load_config
 
     given = {k: v for k, v in flags.items() if v is not None}
@@ -92,7 +96,7 @@ def search_cmd(settings, preset: str, config_file: Path | None, predict_strides:
         cfg = NASConfig.from_dict(stored)
         resumed = True
     else:
-        cfg_dict = load_config(preset, config_file).to_dict()
+        cfg_dict = load_config(preset, config_file, search_space).to_dict()
         for key, value in given.items():
             _set(cfg_dict, OVERRIDES[key], value)
         if predict_strides:
@@ -120,7 +124,7 @@ def search_cmd(settings, preset: str, config_file: Path | None, predict_strides:
         console.console.print(
             f"NAS {'resuming' if resumed else 'starting'}: {run.path}  "
             f"(S={cfg.param_servers} K={cfg.controllers} m={cfg.children_per_controller}, "
-            f"{cfg.max_children} children, {cfg.strategy})"
+            f"{cfg.max_children} {cfg.search_space} children, {cfg.strategy})"
         )
         if conn.dashboard_url:
             console.console.print(f"Ray dashboard: {conn.dashboard_url}")

@@ -33,8 +33,9 @@ import ray
 import torch
 
 from deepmorning.nas.config import ControllerConfig
-from deepmorning.nas.controller import Controller, reinforce_loss
-from deepmorning.nas.space import Architecture, SearchSpace, sample_uniform
+from deepmorning.nas.controller import reinforce_loss
+from deepmorning.nas.spaces import AnySpace, arch_from_dict, sample_random, space_from_dict
+from deepmorning.nas.spaces import build_controller as _build
 
 
 def shard_names(sizes: dict[str, int], num_shards: int) -> list[list[str]]:
@@ -48,16 +49,15 @@ def shard_names(sizes: dict[str, int], num_shards: int) -> list[list[str]]:
     return shards
 
 
-def initial_parameters(space: SearchSpace, cfg: ControllerConfig, seed: int
+def initial_parameters(space: AnySpace, cfg: ControllerConfig, seed: int
                        ) -> dict[str, np.ndarray]:
     torch.manual_seed(seed)
     controller = build_controller(space, cfg)
     return {k: v.detach().numpy().copy() for k, v in controller.named_parameters()}
 
 
-def build_controller(space: SearchSpace, cfg: ControllerConfig) -> Controller:
-    return Controller(space, hidden=cfg.hidden, lstm_layers=cfg.lstm_layers,
-                      init_range=cfg.init_range)
+def build_controller(space: AnySpace, cfg: ControllerConfig) -> torch.nn.Module:
+    return _build(space, cfg.hidden, cfg.lstm_layers, cfg.init_range)
 
 
 class ParameterServer:
@@ -148,7 +148,7 @@ class ControllerReplica:
                  names: list[list[str]], strategy: str, seed: int) -> None:
         torch.set_num_threads(1)  # a 35-unit LSTM: more threads only fight over the CPUs
         self.replica_id = replica_id
-        self.space = SearchSpace.from_dict(space)
+        self.space = space_from_dict(space)
         self.cfg = ControllerConfig(**cfg)
         self.controller = build_controller(self.space, self.cfg)
         # Shards are found by name: handles in constructor arguments would not survive a
@@ -181,7 +181,7 @@ class ControllerReplica:
         self.open_batch = batch_id
         if self.strategy == "random":
             rng = random.Random(self.seed * 1_000_003 + batch_id)
-            archs = [sample_uniform(self.space, num_layers, rng) for _ in range(count)]
+            archs = [sample_random(self.space, num_layers, rng) for _ in range(count)]
             return {"version": 0, "archs": [a.to_dict() for a in archs], "params": None}
         version, params = self._pull()
         self._load(params)
@@ -195,7 +195,7 @@ class ControllerReplica:
         """-1/m sum (R_k - b) grad log P(a_k), at the parameters ``params`` (the sampling ones)."""
         self._load(params)
         self.controller.zero_grad(set_to_none=True)
-        samples = [self.controller.score(Architecture.from_dict(a)) for a in archs]
+        samples = [self.controller.score(arch_from_dict(a)) for a in archs]
         reinforce_loss(samples, advantages, self.cfg.entropy_weight).backward()
         return {
             k: (p.grad if p.grad is not None else torch.zeros_like(p)).numpy()
@@ -232,7 +232,7 @@ class ControllerReplica:
         return self.replica_id
 
 
-def start_servers(space: SearchSpace, cfg: ControllerConfig, num_shards: int, apply_every: int,
+def start_servers(space: AnySpace, cfg: ControllerConfig, num_shards: int, apply_every: int,
                   seed: int, state_dir: Path | None = None) -> tuple[list, list[list[str]]]:
     """Create S shard actors; each one reloads ``state_dir/ps-<i>.pt`` when it exists.
 
@@ -255,7 +255,7 @@ def start_servers(space: SearchSpace, cfg: ControllerConfig, num_shards: int, ap
     return shards, names
 
 
-def start_replicas(count: int, space: SearchSpace, cfg: ControllerConfig, shards: list,
+def start_replicas(count: int, space: AnySpace, cfg: ControllerConfig, shards: list,
                    names: list[list[str]], strategy: str, seed: int) -> list:
     actor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3)(ControllerReplica)
     shard_actor_names = ray.get([s.actor_name.remote() for s in shards])

@@ -48,7 +48,7 @@ from deepmorning.nas.child import run_child
 from deepmorning.nas.config import NASConfig
 from deepmorning.nas.controller import advantages_and_baseline
 from deepmorning.nas.plots import plot_run
-from deepmorning.nas.space import Architecture
+from deepmorning.nas.spaces import arch_from_dict
 from deepmorning.platform import console
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.platform.metrics import RunMetrics
@@ -183,15 +183,19 @@ class Search:
             "nas_best_reward": "best reward so far",
             "nas_baseline": "REINFORCE moving-average baseline",
         })
+        if resumed and (run.checkpoints / "search.pt").is_file() and not (
+                run.checkpoints / JOURNAL).is_file():
+            raise DeepmorningError(f"{run.path} was checkpointed by an older deepmorning "
+                                   "(search.pt, no journal); it cannot be resumed by this one")
         (run.checkpoints / SAMPLED).mkdir(parents=True, exist_ok=True)
         self.journal = Journal(run.checkpoints / JOURNAL)
         self._repair_history()
         self.shards, names = ps.start_servers(
-            cfg.space, cfg.controller, cfg.param_servers, cfg.apply_every, cfg.seed,
+            cfg.arch_space, cfg.controller, cfg.param_servers, cfg.apply_every, cfg.seed,
             state_dir=run.checkpoints,
         )
         self.replicas = ps.start_replicas(
-            cfg.controllers, cfg.space, cfg.controller, self.shards, names, cfg.strategy,
+            cfg.controllers, cfg.arch_space, cfg.controller, self.shards, names, cfg.strategy,
             cfg.seed,
         )
         self.child_cfg = dataclasses.replace(
@@ -290,7 +294,7 @@ class Search:
             count = min(cfg.children_per_controller, cfg.max_children - j.next_child)
             ids = list(range(j.next_child, j.next_child + count))
             self._record({"e": "request", "batch": j.next_batch, "replica": replica, "ids": ids,
-                          "layers": cfg.space.num_layers(ids[0])})
+                          "layers": cfg.arch_space.num_layers(ids[0])})
             nxt = j.batches[j.next_batch - 1]
         if close is None and nxt is None:
             return  # this replica is done
@@ -331,7 +335,7 @@ class Search:
         for child in batch.children:
             if child.status == "pending":
                 ref = self.child_task.remote(child.child_id, child.arch, self.data_ref,
-                                             self.child_cfg)
+                                             self.child_cfg, self.cfg.lm)
                 self.pending[ref] = ("child", (batch, child))
 
     def _on_child(self, payload, ref) -> None:
@@ -356,7 +360,7 @@ class Search:
 
     def _row(self, batch: Batch, child: Child, status: str, r: dict[str, Any]
              ) -> dict[str, Any]:
-        arch = Architecture.from_dict(child.arch)
+        arch = arch_from_dict(child.arch)
         return {
             "child_id": child.child_id,
             "replica": batch.replica,
@@ -367,6 +371,7 @@ class Search:
             "summary": arch.summary(),
             "params": r.get("params", ""),
             "val_acc": r.get("val_acc", ""),
+            "val_ppl": r.get("val_ppl", ""),
             "reward": r.get("reward", ""),
             "baseline": self.journal.baseline if self.journal.baseline is not None else "",
             "seconds": round(r["seconds"], 3) if "seconds" in r else "",
@@ -387,7 +392,7 @@ class Search:
         if j.children_failed:
             fields["failed"] = j.children_failed
         if j.best:
-            fields["arch"] = Architecture.from_dict(j.best["arch"]).summary()[:70]
+            fields["arch"] = arch_from_dict(j.best["arch"]).summary()[:70]
         bar.update(done, **fields)
 
     # -- the end --------------------------------------------------------------------------------
@@ -398,7 +403,7 @@ class Search:
         df = self.run.read_table(HISTORY)
         ok = df[df["status"] == "ok"] if not df.empty else df
         top = ok.sort_values("reward", ascending=False).head(5) if not ok.empty else ok
-        best_arch = Architecture.from_dict(j.best["arch"]) if j.best else None
+        best_arch = arch_from_dict(j.best["arch"]) if j.best else None
         wall = self.elapsed()
         summary = {
             "strategy": self.cfg.strategy,
@@ -407,11 +412,13 @@ class Search:
             "children_ok": int(j.children_done),
             "children_failed": int(j.children_failed),
             "best_reward": j.best["reward"] if j.best else None,
-            "best_val_acc": j.best["val_acc"] if j.best else None,
+            "best_val_acc": j.best.get("val_acc") if j.best else None,
+            "best_val_ppl": j.best.get("val_ppl") if j.best else None,
             "best_params": j.best.get("params") if j.best else None,
             "best_child_id": j.best["child_id"] if j.best else None,
             "best_architecture": best_arch.summary() if best_arch else None,
-            "top5_mean_val_acc": float(top["val_acc"].mean()) if not top.empty else None,
+            "top5_mean_val_acc": _mean(top, "val_acc"),
+            "top5_mean_val_ppl": _mean(top, "val_ppl"),
             "final_baseline": j.baseline,
             "wall_seconds": round(wall, 1),
             "children_per_hour": round(j.children_done / max(wall, 1e-9) * 3600, 1),
@@ -420,6 +427,9 @@ class Search:
             "controllers": self.cfg.controllers,
             "children_per_controller": self.cfg.children_per_controller,
         }
+        metric = "val_ppl" if self.cfg.search_space == "rnn" else "val_acc"
+        summary = {k: v for k, v in summary.items() if v is not None or metric in k
+                   or not k.endswith(("_acc", "_ppl"))}
         if j.best:
             self.run.write_json("best.json", {**j.best, "summary": best_arch.summary()})
         plot_run(self.run)
@@ -427,7 +437,7 @@ class Search:
         self.run.finish(summary)
         if not top.empty:
             console.print_table("top architectures", top.to_dict("records"),
-                                ["child_id", "val_acc", "reward", "params", "summary"])
+                                ["child_id", metric, "reward", "params", "summary"])
         console.print_kv("NAS search summary", {k: v for k, v in summary.items()
                                                  if k != "best_architecture"})
         if best_arch:
@@ -436,10 +446,21 @@ class Search:
         return summary
 
 
+def _mean(df, column: str) -> float | None:
+    if df.empty or column not in df:
+        return None
+    values = df[column].astype(float)
+    return float(values.mean()) if values.notna().any() else None
+
+
 def load_data(cfg: NASConfig) -> Any:
     """The dataset the children train on (None for the synthetic trainers)."""
     if cfg.child.trainer != "torch":
         return None
+    if cfg.search_space == "rnn":
+        from deepmorning.nas.text import load_corpus
+
+        return load_corpus(cfg.dataset, limit=cfg.data_limit)
     from deepmorning.nas.data import load_dataset
 
     return load_dataset(cfg.dataset, seed=cfg.seed, limit=cfg.data_limit)
