@@ -269,3 +269,41 @@ def test_node_types_are_read_from_the_running_cluster(ray_local):
     finally:
         _internal_kv_del(GCS_AUTOSCALER_CLUSTER_CONFIG_KEY,
                          namespace=GCS_AUTOSCALER_STATE_NAMESPACE)
+
+
+# -- the recurrent-cell search ---------------------------------------------------------------------
+
+def test_rnn_search_on_the_embedded_text_survives_a_killed_driver(ray_local, tmp_path):
+    """`--space rnn` end to end with real language-model children on Python's help text: a
+    driver killed with a child finished but not collected resumes without a hole, and the best
+    cell is retrained for its test perplexity."""
+    from deepmorning.nas.config import rnn_quick
+    from deepmorning.nas.final import train_best
+    from deepmorning.nas.search import load_data
+
+    cfg = rnn_quick().to_dict()
+    cfg.update(max_children=3, param_servers=1, controllers=1, data_limit=3000, child_retries=0)
+    cfg["child"].update(batch_size=4)
+    cfg["lm"].update(hidden=8, bptt=10)
+    cfg = NASConfig.from_dict(cfg)
+    data = load_data(cfg)
+    run = RunDir.create(tmp_path / "rnn", "nas", "search", cfg.to_dict())
+    search = Search(cfg, run, resumed=False, data=data)
+    calls = []
+    _kill_on_entry(search, "_on_child", lambda p: calls.append(p) or len(calls) == 2)
+    with pytest.raises(Killed):
+        search.run_search()
+    _die(search)
+    assert len(pd.read_csv(run.path / "history.csv")) == 1
+    summary = Search(cfg, run, resumed=True, data=data).run_search()
+    history = pd.read_csv(run.path / "history.csv")
+    assert sorted(history.child_id) == [0, 1, 2]
+    assert history.summary.str.startswith("cell[").all()
+    assert (history.val_ppl > 1).all()
+    assert np.allclose(history.reward, 4.0 / history.val_ppl ** 2)
+    assert summary["best_val_ppl"] == history.val_ppl.min() and "best_val_acc" not in summary
+    for name in ("best.json", "summary.json", "rewards.png"):
+        assert (run.path / name).is_file(), name
+
+    final = train_best(RunDir.open(run.path), epochs=1, output=tmp_path / "final", gpus=0)
+    assert final["test_ppl"] > 1 and final["architecture"].startswith("cell[")
