@@ -365,8 +365,6 @@ def test_resume_after_a_killed_driver_loses_nothing(tmp_path):
     (["--preset", "giant"], "giant"),
     (["--strategy", "evolution"], "evolution"),
     (["--resume", "/no/such/run"], "/no/such/run"),
-    (["--cluster-config", "/no/such.yaml"], "/no/such.yaml"),
-    (["--space", "rnn", "--dataset", "ptb:/no/such/ptb"], "/no/such/ptb"),
 ])
 def test_bad_search_input_is_one_line(args, fragment):
     res = run_cli("nas", "search", *args)

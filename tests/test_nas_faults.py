@@ -195,7 +195,7 @@ def test_the_pushed_gradient_is_the_gradient_at_the_sampling_parameters(ray_loca
     """Sample, restart the replica, move the servers' parameters, then update: the gradient
     pushed is the one at the parameters the batch was sampled with."""
     space, cfg = SearchSpace(layers_start=3), ControllerConfig()
-    shards, names = ps.start_servers(space, cfg, num_shards=2, apply_every=100, seed=0,
+    shards, names = ps.start_servers(space, cfg, num_shards=1, apply_every=100, seed=0,
                                      state_dir=tmp_path)  # gradients stay in `waiting`
     (replica,) = ps.start_replicas(1, space, cfg, shards, names, "rl", seed=0)
     batch = ray.get(replica.sample.remote(0, 3, 3))
@@ -245,6 +245,17 @@ def test_gpu_children_are_accepted_when_the_autoscaler_can_add_gpus(path, name):
     with pytest.raises(DeepmorningError, match="64 GPU"):
         capacity.check_fits({"CPU": 1, "GPU": 64}, head_only, types, "child")
     assert capacity.check_fits({"CPU": 1, "GPU": 0}, head_only, types, "child") is None
+
+
+def test_a_missing_or_empty_cluster_config_is_one_line(tmp_path):
+    with pytest.raises(DeepmorningError, match="/no/such.yaml") as info:
+        capacity.node_types_from_file(Path("/no/such.yaml"))
+    empty = tmp_path / "head-only.yaml"
+    empty.write_text("cluster_name: x\navailable_node_types: {head: {resources: {CPU: 2}}}\n"
+                     "head_node_type: head\n")
+    with pytest.raises(DeepmorningError, match="no worker node types") as info2:
+        capacity.node_types_from_file(empty)
+    assert "\n" not in str(info.value) + str(info2.value)
 
 
 def test_node_types_are_read_from_the_running_cluster(ray_local):
