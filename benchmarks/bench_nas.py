@@ -6,6 +6,8 @@ or ``python benchmarks/bench_nas.py [rl-vs-random|overhead] …``.
 2. **Orchestration overhead**: a synthetic child that sleeps a fixed time, 1 -> 64 concurrent
    children (K x m) on a local Ray with that many logical CPUs: children/hour against the ideal
    (workers / child time), and the share of wall time spent outside child training.
+3. **Driver cost**: the driver's time per event with instant children, at S=2/K=2/m=2 and at
+   S=20/K=100/m=8 (``driver-cost --layouts``).
 """
 
 from __future__ import annotations
@@ -99,6 +101,33 @@ def overhead(levels: tuple[int, ...] = (1, 4, 16, 64), child_seconds: float = 2.
     return rows
 
 
+def driver_cost(layouts: tuple[tuple[int, int, int], ...] = ((2, 2, 2), (20, 100, 8)),
+                rounds: int = 3) -> list[dict]:
+    """The driver's time per event (journal, history row, launches) with instant children.
+
+    ``layouts`` are (S, K, m); each runs ``rounds * K * m`` synthetic children, so the journal
+    holds up to K open batches (K * m open children) at once.
+    """
+    rows = []
+    for s_, k, m in layouts:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                cfg = _config(param_servers=s_, controllers=k, children_per_controller=m,
+                              max_children=rounds * k * m,
+                              child={"trainer": "synthetic"})
+                run = RunDir.create(Path(tmp) / "run", "nas", "bench", cfg.to_dict())
+                search_ = Search(cfg, run, resumed=False)
+                summary = search_.run_search()
+                rows.append({"S": s_, "K": k, "m": m, "children": summary["children"],
+                             "events": search_.handled,
+                             "driver_ms_per_event": summary["driver_ms_per_event"]})
+        finally:
+            ray.shutdown()
+    print_table("driver cost per event (instant synthetic children)", rows)
+    return rows
+
+
 @pytest.mark.benchmark
 def test_rl_vs_random_search():
     summary = rl_vs_random()
@@ -113,7 +142,8 @@ def test_orchestration_overhead():
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", choices=["rl-vs-random", "overhead"])
+    parser.add_argument("which", choices=["rl-vs-random", "overhead", "driver-cost"])
+    parser.add_argument("--layouts", default="2x2x2,20x100x8", help="SxKxm,...")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--children", type=int, default=24)
     parser.add_argument("--levels", default="1,4,16,64")
@@ -121,5 +151,8 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.which == "rl-vs-random":
         rl_vs_random(args.seeds, args.children)
+    elif args.which == "driver-cost":
+        driver_cost(tuple(tuple(int(v) for v in lay.split("x")) for lay in
+                          args.layouts.split(",")))
     else:
         overhead(tuple(int(x) for x in args.levels.split(",")), args.child_seconds)

@@ -19,11 +19,18 @@ import torch
 from conftest import run_cli
 
 from deepmorning.nas import ps
-from deepmorning.nas.child import ChildNet, count_parameters, synthetic_reward
+from deepmorning.nas.child import (
+    ChildConfig,
+    ChildNet,
+    child_device,
+    count_parameters,
+    run_child,
+    synthetic_reward,
+)
 from deepmorning.nas.config import ControllerConfig, NASConfig, load_config, quick
-from deepmorning.nas.controller import Controller, reinforce_loss
+from deepmorning.nas.controller import Controller, advantages_and_baseline, reinforce_loss
 from deepmorning.nas.search import Search
-from deepmorning.nas.space import Architecture, Layer, SearchSpace, sample_uniform
+from deepmorning.nas.space import Architecture, Layer, SearchSpace, chain_inputs, sample_uniform
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.platform.rundir import RunDir
 
@@ -64,8 +71,20 @@ def test_controller_uses_paper_initialisation():
     assert controller.lstm.hidden_size == 35 and controller.lstm.num_layers == 2
 
 
+def test_advantages_and_baseline_by_hand():
+    """The search's own baseline: starts at the first reward, then b <- d b + (1 - d) R."""
+    advantages, baseline = advantages_and_baseline([0.5, 0.9, 0.1], None, decay=0.9)
+    # b: 0.5 -> 0.9*0.5+0.1*0.5 = 0.5 -> 0.9*0.5+0.1*0.9 = 0.54 -> 0.9*0.54+0.1*0.1 = 0.496
+    assert np.allclose(advantages, [0.0, 0.4, 0.1 - 0.54])
+    assert baseline == pytest.approx(0.496)
+    again, after = advantages_and_baseline([1.0], baseline, decay=0.5)
+    assert again == pytest.approx([1.0 - 0.496]) and after == pytest.approx(0.748)
+    assert advantages_and_baseline([], 0.3, 0.9) == ([], 0.3)
+
+
 def test_reinforce_raises_the_mean_reward_on_a_synthetic_task():
-    """Reward = share of layers with filter height 3: REINFORCE must learn to prefer 3."""
+    """Reward = share of layers with filter height 3: REINFORCE with the search's own
+    baseline code must learn to prefer 3."""
     torch.manual_seed(0)
     space = SearchSpace(layers_start=4)
     controller = Controller(space)
@@ -75,10 +94,7 @@ def test_reinforce_raises_the_mean_reward_on_a_synthetic_task():
     for _ in range(40):  # 40 batches of 8 = 320 samples
         samples = [controller.sample(4, gen) for _ in range(8)]
         batch = [synthetic_reward(s.arch) for s in samples]
-        if baseline is None:
-            baseline = float(np.mean(batch))
-        advantages = [r - baseline for r in batch]
-        baseline = 0.9 * baseline + 0.1 * float(np.mean(batch))
+        advantages, baseline = advantages_and_baseline(batch, baseline, decay=0.9)
         opt.zero_grad()
         reinforce_loss(samples, advantages).backward()
         opt.step()
@@ -91,11 +107,13 @@ def test_reinforce_raises_the_mean_reward_on_a_synthetic_task():
 # -- architectures and children -----------------------------------------------------------------
 
 def test_architecture_json_round_trip_and_summary():
-    arch = Architecture((Layer(3, 5, 24), Layer(7, 1, 36, stride=2, inputs=(0,)),
+    arch = Architecture((Layer(3, 5, 24), Layer(7, 1, 36, 2, 3, inputs=(0,)),
                          Layer(1, 1, 48, inputs=(0, 1))))
     again = Architecture.from_json(arch.to_json())
     assert again == arch
-    assert arch.summary() == "L0 3x5x24 | L1 7x1x36 s2 <-[0] | L2 1x1x48 <-[0,1]"
+    assert arch.summary() == "L0 3x5x24 | L1 7x1x36 s2x3 <-[0] | L2 1x1x48 <-[0,1]"
+    old = {"layers": [{"filter_height": 3, "filter_width": 3, "num_filters": 8, "stride": 2}]}
+    assert Architecture.from_dict(old).layers[0].stride == (2, 2)  # runs saved before
     with pytest.raises(ValueError):
         Architecture.from_dict({"layers": [{"filter_height": 3, "filter_width": 3,
                                             "num_filters": 24, "inputs": [0]}]})
@@ -109,11 +127,13 @@ def test_child_builder_handles_every_skip_pattern_and_stride():
         inputs = {i: tuple(j for (ii, j), m in zip(pairs, mask, strict=True) if ii == i and m)
                   for i in range(n)}
         layers = tuple(Layer(rng.choice((1, 3, 5, 7)), rng.choice((1, 3, 5, 7)), 4,
-                             stride=rng.choice((1, 2, 3)), inputs=inputs[i]) for i in range(n))
+                             rng.choice((1, 2, 3)), rng.choice((1, 2, 3)), inputs=inputs[i])
+                       for i in range(n))
         arch = Architecture(layers)
         for shape in ((1, 8, 8), (3, 11, 7)):
             net = ChildNet(arch, shape, 10)
             assert net(torch.randn(2, *shape)).shape == (2, 10)
+            assert [c.stride for c in net.convs] == [layer.stride for layer in layers]
 
 
 def test_child_concatenates_inputs_and_unused_outputs():
@@ -126,6 +146,66 @@ def test_child_concatenates_inputs_and_unused_outputs():
     assert lonely.convs[1].in_channels == 1  # no input: the image
     assert lonely.classifier.in_features == 4 + 5
     assert count_parameters(lonely) > 0
+
+
+def test_without_skip_connections_the_child_is_a_chain():
+    """The paper's base case: layer i reads layer i-1 (not n one-layer nets on the image)."""
+    space = SearchSpace(skip_connections=False, num_filters=(4, 6, 8))
+    samplers = [lambda n, g: Controller(space).sample(n, g).arch,
+                lambda n, g: sample_uniform(space, n, random.Random(0))]
+    for sample in samplers:
+        arch = sample(4, torch.Generator().manual_seed(0))
+        assert [layer.inputs for layer in arch.layers] == [chain_inputs(i) for i in range(4)]
+        assert arch.is_valid(space)
+        net = ChildNet(arch, (1, 8, 8), 10)
+        assert net.convs[0].in_channels == 1
+        for i in range(1, 4):
+            assert net.convs[i].in_channels == arch.layers[i - 1].num_filters
+        assert net.unused == [3] and net.classifier.in_features == arch.layers[3].num_filters
+    lonely = Architecture((Layer(3, 3, 4), Layer(3, 3, 4)))  # two layers on the image
+    assert not lonely.is_valid(space)
+
+
+def test_stride_height_and_width_are_predicted_separately():
+    space = SearchSpace(strides=(1, 2, 3))
+    names = [name for name, _ in space.token_choices()]
+    assert names == ["filter_height", "filter_width", "stride_height", "stride_width",
+                     "num_filters"]  # Fig. 2 of the paper
+    controller = Controller(space)
+    gen = torch.Generator().manual_seed(0)
+    strides = {layer.stride for _ in range(30) for layer in controller.sample(4, gen).arch.layers}
+    assert any(h != w for h, w in strides)
+
+
+@pytest.mark.parametrize("field", ["filter_heights", "filter_widths", "num_filters", "strides"])
+def test_duplicate_choice_values_are_rejected(field, tmp_path):
+    with pytest.raises(ValueError, match="twice"):
+        SearchSpace(**{field: (3, 5, 3)})
+    bad = tmp_path / "space.json"
+    bad.write_text(json.dumps({"space": {field: [3, 5, 3]}}))
+    with pytest.raises(DeepmorningError, match="twice"):
+        load_config("quick", bad)
+
+
+def test_a_zero_gpu_child_hides_gpus_and_uses_its_cpus(monkeypatch):
+    """Ray does not hide GPUs from a task that asked for none: the child does it itself."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # a GPU the child was not given
+    arch = Architecture((Layer(3, 3, 4),)).to_dict()
+    try:
+        result = run_child(7, arch, None, ChildConfig(trainer="synthetic", threads=2, gpus=0,
+                                                      seed=3))
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
+        assert result["device"] == "cpu" and result["threads"] == 2
+        assert result["seed"] == 3 * 1_000_003 + 7  # follows --seed
+    finally:
+        torch.set_num_threads(1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch that cannot use CUDA")
+def test_a_gpu_child_never_falls_back_to_the_cpu():
+    with pytest.raises(RuntimeError, match="cannot use CUDA"):
+        child_device(1.0)
+    assert child_device(0) == torch.device("cpu")
 
 
 def test_uniform_sampling_covers_the_space():
@@ -158,9 +238,10 @@ def test_config_presets_and_errors(tmp_path):
 
 # -- parameter servers on Ray -------------------------------------------------------------------
 
-def test_parameter_servers_round_trip_and_apply_gradients(ray_local):
+def test_parameter_servers_round_trip_and_apply_gradients(ray_local, tmp_path):
     space, cfg = SearchSpace(), ControllerConfig()
-    shards, names = ps.start_servers(space, cfg, num_shards=3, apply_every=1, seed=0)
+    shards, names = ps.start_servers(space, cfg, num_shards=3, apply_every=1, seed=0,
+                                     state_dir=tmp_path)
     initial = ps.initial_parameters(space, cfg, seed=0)
     assert sorted(n for group in names for n in group) == sorted(initial)
     pulled = {}
@@ -176,10 +257,7 @@ def test_parameter_servers_round_trip_and_apply_gradients(ray_local):
     name = names[0][0]
     assert np.allclose(after[name], initial[name] - cfg.lr, atol=1e-6)  # Adam's first step
 
-    state = ray.get(shards[0].get_state.remote())
-    restored, _ = ps.start_servers(space, cfg, 3, 1, seed=0,
-                                   states=[state] + ray.get([s.get_state.remote()
-                                                             for s in shards[1:]]))
+    restored, _ = ps.start_servers(space, cfg, 3, 1, seed=0, state_dir=tmp_path)  # resume
     version, again = ray.get(restored[0].pull.remote())
     assert version == 1 and np.array_equal(again[name], after[name])
 
@@ -190,16 +268,6 @@ def test_servers_wait_for_apply_every_gradients(ray_local):
     grads = {k: np.ones_like(v) for k, v in ps.initial_parameters(space, cfg, 0).items()}
     assert ray.get(shards[0].push.remote(0, grads)) == 0
     assert ray.get(shards[0].push.remote(1, grads)) == 1
-
-
-def test_replica_survives_a_restart(ray_local):
-    space, cfg = SearchSpace(layers_start=3), ControllerConfig()
-    shards, names = ps.start_servers(space, cfg, num_shards=2, apply_every=1, seed=0)
-    (replica,) = ps.start_replicas(1, space, cfg, shards, names, "rl", seed=0)
-    batch = ray.get(replica.sample.remote(0, 2, 3))
-    ray.kill(replica, no_restart=False)
-    version = ray.get(replica.update.remote(0, batch["archs"], [1.0, -1.0]))
-    assert version == 2  # both shards applied the gradient after the restart
 
 
 # -- the search -------------------------------------------------------------------------------
@@ -238,7 +306,7 @@ def test_search_on_digits_writes_the_run_directory(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "best architecture" in res.stdout
     for name in ("config.json", "history.csv", "best.json", "summary.json", "rewards.png",
-                 "accuracy_vs_params.png", "checkpoints/search.pt"):
+                 "accuracy_vs_params.png", "checkpoints/journal.jsonl"):
         assert (out / name).is_file(), name
     history = pd.read_csv(out / "history.csv")
     assert sorted(history.child_id) == [0, 1, 2, 3]
@@ -254,6 +322,7 @@ def test_search_on_digits_writes_the_run_directory(tmp_path):
 
     final = run_cli("nas", "train", str(out), "--epochs", "2")
     assert final.returncode == 0, final.stderr
+    assert "device: CPU" in final.stdout  # said, never silent
     final_summary = json.loads((out / "final" / "summary.json").read_text())
     assert 0 <= final_summary["test_acc"] <= 1 and final_summary["epochs"] == 2
     assert (out / "final" / "train_curve.png").is_file()
@@ -262,6 +331,7 @@ def test_search_on_digits_writes_the_run_directory(tmp_path):
     assert again.returncode == 2 and "finished" in again.stderr
 
 
+@pytest.mark.slow  # kills at a moment chosen by timing; the windows are tested deterministically
 def test_resume_after_a_killed_driver_loses_nothing(tmp_path):
     out = tmp_path / "search"
     args = [sys.executable, "-m", "deepmorning", "nas", "search", "--trainer", "sleep:1.5",

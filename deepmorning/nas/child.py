@@ -3,19 +3,23 @@
 Building rules (Sec. 3.3): each layer is conv -> batch norm -> ReLU (Sec. 4.1); a layer with
 several inputs concatenates them on depth, zero-padding smaller maps to the largest; a layer
 with no input takes the image; every layer no later layer uses is concatenated (zero-padded)
-before the classifier. The classifier is global average pooling and a linear layer (the paper
-does not specify it).
+before the classifier. A space without skip connections samples chains (layer i reads layer
+i-1), so its children are plain stacks. Strides have a height and a width (Fig. 2). The
+classifier is global average pooling and a linear layer (the paper does not specify it).
 
 Training (Sec. 4.1): momentum 0.9 with Nesterov, learning rate 0.1, weight decay 1e-4; the
 reward is the maximum validation accuracy of the last 5 epochs, cubed.
 
 Besides the real trainer (``torch``) this module has synthetic ones for tests and
 benchmarks: ``synthetic`` (reward = share of layers with filter height 3, no training),
-``sleep:SECONDS`` (a fixed-time child) and ``fail:N`` (child ids divisible by N raise).
+``sleep:SECONDS`` (a fixed-time child), ``fail:N`` (child ids divisible by N raise) and
+``wait:PATH`` (child 0 waits until the file PATH exists: a replica that is slow for as long as
+a test wants).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -93,9 +97,33 @@ class ChildConfig:
     weight_decay: float = 1e-4
     reward_window: int = 5  # max validation accuracy over the last 5 epochs ...
     reward_power: float = 3.0  # ... cubed
-    threads: int = 1  # torch threads per child (one per CPU the child asks Ray for)
+    threads: int = 1  # torch threads per child (the search sets it from --cpus-per-child)
     trainer: str = "torch"
-    seed: int = 0
+    seed: int = 0  # the search sets it from --seed; child k trains with seed * 1_000_003 + k
+    gpus: float = 0.0  # GPUs the child was given (the search sets it from --gpus-per-child)
+
+
+def child_seed(seed: int, child_id: int) -> int:
+    """The torch seed of child ``child_id`` in a search run with ``--seed seed``."""
+    return seed * 1_000_003 + child_id
+
+
+def child_device(gpus: float) -> torch.device:
+    """CUDA when the child was given a GPU, the CPU when it was given none; never a silent switch.
+
+    Ray does not hide GPUs from a task that asked for none, so such a child hides them itself
+    (``CUDA_VISIBLE_DEVICES=""``, effective when CUDA is not yet initialised in the worker) and
+    trains on the CPU whatever it can see. A child given a GPU that torch cannot use is an error.
+    """
+    if gpus <= 0:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"this task was given {gpus:g} GPU but torch {torch.__version__} cannot use CUDA "
+            "here; install a CUDA build of torch on the GPU nodes or ask for 0 GPUs"
+        )
+    return torch.device("cuda")
 
 
 def _tensors(x: np.ndarray, y: np.ndarray, device: torch.device):
@@ -116,7 +144,7 @@ def fit(arch: Architecture, data: Any, cfg: ChildConfig, *, test: bool = False,
     """Train a child on ``data`` (a :class:`deepmorning.nas.data.Splits`) and score it."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(max(1, cfg.threads))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = child_device(cfg.gpus)
     model = ChildNet(arch, data.input_shape, data.num_classes).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
                           weight_decay=cfg.weight_decay)
@@ -156,39 +184,63 @@ def synthetic_reward(arch: Architecture) -> float:
     return sum(layer.filter_height == 3 for layer in arch.layers) / max(1, len(arch))
 
 
-def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig) -> dict[str, Any]:
-    """Train (or simulate) one child; the body of the Ray task the search fans out."""
+def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
+              lm: Any = None) -> dict[str, Any]:
+    """Train (or simulate) one child; the body of the Ray task the search fans out.
+
+    ``arch_dict`` is a CNN architecture or a recurrent cell (then ``data`` is a text corpus and
+    ``lm`` the language model's settings, see :mod:`deepmorning.nas.lm`).
+    """
+    from deepmorning.nas.cell import CellArchitecture
+    from deepmorning.nas.lm import fit_lm, synthetic_cell_reward
+    from deepmorning.nas.spaces import arch_from_dict
+
     start = time.time()
-    arch = Architecture.from_dict(arch_dict)
+    arch = arch_from_dict(arch_dict)
+    is_cell = isinstance(arch, CellArchitecture)
+    seed = child_seed(cfg.seed, child_id)
+    device = child_device(cfg.gpus)  # hides the GPUs from a 0-GPU child before torch sees them
+    torch.set_num_threads(max(1, cfg.threads))
     kind, _, arg = cfg.trainer.partition(":")
-    if kind == "torch":
-        result = fit(arch, data, ChildConfig(**{**cfg.__dict__, "seed": cfg.seed + child_id}))
+    synthetic_reward_ = synthetic_cell_reward if is_cell else synthetic_reward
+    if kind == "torch" and is_cell:
+        result = fit_lm(arch, data, dataclasses.replace(cfg, seed=seed), lm, device)
+    elif kind == "torch":
+        result = fit(arch, data, dataclasses.replace(cfg, seed=seed))
     elif kind == "synthetic":
-        acc = synthetic_reward(arch)
+        acc = synthetic_reward_(arch)
         result = {"val_acc": acc, "reward": acc, "params": 0}
     elif kind == "sleep":
         time.sleep(float(arg or 1.0))
-        acc = synthetic_reward(arch)
+        acc = synthetic_reward_(arch)
+        result = {"val_acc": acc, "reward": acc, "params": 0}
+    elif kind == "wait":  # testing: child 0 waits until the file ARG exists
+        while child_id == 0 and not os.path.exists(arg):
+            time.sleep(0.05)
+        acc = synthetic_reward_(arch)
         result = {"val_acc": acc, "reward": acc, "params": 0}
     elif kind == "fail":
         if child_id % int(arg or 3) == 0:
             raise RuntimeError(f"child {child_id} failed on purpose (trainer {cfg.trainer})")
-        acc = synthetic_reward(arch)
+        acc = synthetic_reward_(arch)
         result = {"val_acc": acc, "reward": acc, "params": 0}
     else:
         raise ValueError(f"unknown child trainer '{cfg.trainer}'")
     result["seconds"] = time.time() - start
     result["node"] = socket.gethostname() + f"/{os.getpid()}"
+    result["seed"] = seed
+    result["device"] = str(device)
+    result["threads"] = torch.get_num_threads()
     result.pop("val_curve", None)
     return result
 
 
-TRAINERS = ("torch", "synthetic", "sleep:SECONDS", "fail:N")
+TRAINERS = ("torch", "synthetic", "sleep:SECONDS", "fail:N", "wait:PATH")
 
 
 def check_trainer(spec: str) -> None:
     kind, _, arg = spec.partition(":")
-    if kind not in {"torch", "synthetic", "sleep", "fail"}:
+    if kind not in {"torch", "synthetic", "sleep", "fail", "wait"}:
         raise ValueError(f"unknown trainer '{spec}' (choose from {', '.join(TRAINERS)})")
     if kind in {"sleep", "fail"} and arg:
         float(arg)

@@ -45,9 +45,12 @@ def nas() -> None:
 @nas.command("search")
 @click.option("--preset", default="quick", show_default=True,
               help="'quick' (digits, a few minutes on a laptop) or 'paper' (Sec. 4.1 values).")
+@click.option("--space", "search_space", type=click.Choice(["cnn", "rnn"]), default="cnn",
+              show_default=True,
+              help="'cnn' (conv layers, Sec. 3.1-3.3) or 'rnn' (recurrent cells, Sec. 3.4).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
               help="JSON/YAML file overriding preset values (same keys as config.json).")
-@click.option("--dataset", help="digits | cifar10:PATH | mnist:PATH")
+@click.option("--dataset", help="cnn: digits | cifar10:PATH | mnist:PATH; rnn: pydoc | ptb:PATH")
 @click.option("--data-limit", type=click.IntRange(min=1), help="Cap training examples.")
 @click.option("--max-children", type=click.IntRange(min=1), help="Architectures to train.")
 @click.option("--child-epochs", type=click.IntRange(min=1), help="Epochs per child.")
@@ -67,12 +70,17 @@ def nas() -> None:
 @click.option("--baseline-decay", type=click.FloatRange(min=0, max=1, max_open=True))
 @click.option("--entropy-weight", type=click.FloatRange(min=0))
 @click.option("--trainer", hidden=True, help="torch | synthetic | sleep:S | fail:N (testing).")
+@click.option("--cluster-config", type=click.Path(path_type=Path),
+              help="Ray launcher YAML or KubeRay manifest: node types the autoscaler can add "
+                   "(default: what the running cluster publishes).")
 @click.option("--output", type=click.Path(path_type=Path), help="Run directory to create.")
 @click.option("--resume", type=click.Path(path_type=Path), help="Continue an unfinished run.")
 @click.pass_obj
-def search_cmd(settings, preset: str, config_file: Path | None, predict_strides: bool | None,
+def search_cmd(settings, preset: str, search_space: str, config_file: Path | None,
+               predict_strides: bool | None, cluster_config: Path | None,
                output: Path | None, resume: Path | None, **flags: Any) -> None:
-    """Search CNN architectures; writes history.csv, best.json, summary.json and plots."""
+    """Search CNN architectures or recurrent cells; writes history.csv, best.json, summary.json
+    and plots."""
     from deepmorning.nas.config import NASConfig, load_config
 
     given = {k: v for k, v in flags.items() if v is not None}
@@ -88,7 +96,7 @@ def search_cmd(settings, preset: str, config_file: Path | None, predict_strides:
         cfg = NASConfig.from_dict(stored)
         resumed = True
     else:
-        cfg_dict = load_config(preset, config_file).to_dict()
+        cfg_dict = load_config(preset, config_file, search_space).to_dict()
         for key, value in given.items():
             _set(cfg_dict, OVERRIDES[key], value)
         if predict_strides:
@@ -99,10 +107,15 @@ def search_cmd(settings, preset: str, config_file: Path | None, predict_strides:
 
     if output is not None and resume is None:
         RunDir.ensure_new(output)  # like a bad dataset below: fail before Ray starts
+    from deepmorning.platform import capacity
+
+    node_types = capacity.node_types_from_file(cluster_config) if cluster_config else None
     data = load_data(cfg)
     conn = runtime.connect(settings.address)
     try:
-        _check_resources(cfg, conn)
+        note = check_resources(cfg, conn, node_types)
+        if note:
+            console.console.print(note)
         if run is None:
             target = output or default_output("nas", f"search-{cfg.strategy}")
             check_shared_output(target, len(conn.nodes))
@@ -111,7 +124,7 @@ def search_cmd(settings, preset: str, config_file: Path | None, predict_strides:
         console.console.print(
             f"NAS {'resuming' if resumed else 'starting'}: {run.path}  "
             f"(S={cfg.param_servers} K={cfg.controllers} m={cfg.children_per_controller}, "
-            f"{cfg.max_children} children, {cfg.strategy})"
+            f"{cfg.max_children} {cfg.search_space} children, {cfg.strategy})"
         )
         if conn.dashboard_url:
             console.console.print(f"Ray dashboard: {conn.dashboard_url}")
@@ -126,17 +139,19 @@ def _set(cfg: dict, path: tuple[str, ...], value: Any) -> None:
     cfg[path[-1]] = value
 
 
-def _check_resources(cfg, conn: runtime.Connection) -> None:
-    if cfg.gpus_per_child > 0 and conn.total_gpus == 0:
-        raise DeepmorningError(
-            f"children ask for {cfg.gpus_per_child} GPU each but the Ray cluster has no GPU; "
-            "pass --gpus-per-child 0 or use a GPU cluster"
-        )
-    if cfg.cpus_per_child > conn.total_cpus:
-        raise DeepmorningError(
-            f"children ask for {cfg.cpus_per_child} CPUs each but the cluster has "
-            f"{conn.total_cpus:g}"
-        )
+def check_resources(cfg, conn: runtime.Connection, node_types=None) -> str | None:
+    """Refuse children no node can run, now or once the autoscaler adds one (one line).
+
+    ``node_types``: the autoscaler's node types from ``--cluster-config``; by default those the
+    running cluster publishes. Returns a note when the children wait for the autoscaler.
+    """
+    from deepmorning.platform import capacity
+
+    if node_types is None:
+        node_types = capacity.node_types_from_cluster()
+    need = {"CPU": cfg.cpus_per_child, "GPU": cfg.gpus_per_child}
+    nodes = [{"CPU": n["cpus"], "GPU": n["gpus"]} for n in conn.nodes]
+    return capacity.check_fits(need, nodes, node_types, "child")
 
 
 @nas.command("train")
@@ -155,6 +170,10 @@ def train_cmd(settings, search_dir: Path, epochs: int | None, output: Path | Non
         raise DeepmorningError(f"{search_dir} is not a finished NAS search (no best.json)")
     conn = runtime.connect(settings.address)
     try:
-        train_best(source, epochs=epochs, output=output, gpus=conn.total_gpus > 0)
+        gpus = 1 if conn.total_gpus > 0 else 0
+        console.console.print(
+            "device: one GPU (the final training fails rather than run on the CPU if torch "
+            "cannot use it)" if gpus else "device: CPU (the Ray cluster has no GPU)")
+        train_best(source, epochs=epochs, output=output, gpus=gpus)
     finally:
         runtime.shutdown()

@@ -22,6 +22,20 @@
 digits, S = 2, K = 2, m = 2, 24 children, 3 to 5 layers with {8, 12, 16, 24} filters, 6 epochs
 per child, baseline decay 0.9 (a horizon of about 10 rewards, to fit 24 children). Everything
 else is the paper's.
+
+``--space rnn`` — the recurrent-cell search (Sec. 3.4 and 4.2) with its own presets:
+
+* ``paper``: base-8 cells over {add, elem_mult} x {identity, tanh, sigmoid, relu}; S = 20,
+  K = 400, m = 1, servers apply after 10 gradients, controller lr 0.0005; Penn Treebank (word
+  level) from ``ptb:PATH``; reward 80 / (validation perplexity)^2. The paper does not give the
+  children's training here; we use the small setting of Zaremba et al. (2014) — 2 layers of 200
+  units, BPTT 35, batch 20 — with dropout 0.2, tied embeddings, Adam, 2 epochs per child. The
+  number of children is not in our notes of the paper; 12,800 like the CNN search.
+* ``quick``: the embedded character-level text (Python's help topics, the first 60,000
+  characters), S = 2, K = 2, m = 1, G = 2, 8 children, one layer of 48 units, one epoch, and
+  c = 4: one epoch leaves character perplexities of about 10 to 20 (measured: 13.7 to 21.5),
+  so rewards of about 0.01 to 0.04, the range of the paper's word-level rewards
+  (80 / 90^2 = 0.01 to 80 / 60^2 = 0.022).
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deepmorning.nas.cell import CellSpace
 from deepmorning.nas.child import ChildConfig, check_trainer
 from deepmorning.nas.space import SearchSpace
 from deepmorning.platform.errors import DeepmorningError
@@ -45,6 +60,18 @@ class ControllerConfig:
     init_range: float = 0.08
     baseline_decay: float = 0.99
     entropy_weight: float = 0.0
+
+
+@dataclass
+class LMConfig:
+    """The language model a recurrent-cell child trains (see the module docstring)."""
+
+    hidden: int = 200
+    layers: int = 2
+    dropout: float = 0.2
+    bptt: int = 35
+    clip: float = 0.25
+    reward_c: float = 80.0  # reward = c / (validation perplexity)^2 (Sec. 4.2)
 
 
 @dataclass
@@ -62,9 +89,17 @@ class NASConfig:
     gpus_per_child: float = 1.0
     child_retries: int = 2
     seed: int = 0
+    search_space: str = "cnn"  # "cnn" (Sec. 3.1-3.3) or "rnn" (the cell search, Sec. 3.4)
     space: SearchSpace = field(default_factory=SearchSpace)
+    cell: CellSpace = field(default_factory=CellSpace)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     child: ChildConfig = field(default_factory=ChildConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
+
+    @property
+    def arch_space(self) -> SearchSpace | CellSpace:
+        """The space the controller samples from."""
+        return self.cell if self.search_space == "rnn" else self.space
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -77,9 +112,11 @@ class NASConfig:
             raise DeepmorningError(f"unknown NAS config key(s): {', '.join(sorted(unknown))}")
         try:
             space = SearchSpace.from_dict(data.pop("space", {}))
+            cell = CellSpace.from_dict(data.pop("cell", {}))
             controller = ControllerConfig(**data.pop("controller", {}))
             child = ChildConfig(**data.pop("child", {}))
-            cfg = cls(**data, space=space, controller=controller, child=child)
+            lm = LMConfig(**data.pop("lm", {}))
+            cfg = cls(**data, space=space, cell=cell, controller=controller, child=child, lm=lm)
         except (TypeError, ValueError) as exc:
             raise DeepmorningError(f"bad NAS config: {exc}") from exc
         cfg.validate()
@@ -88,6 +125,7 @@ class NASConfig:
     def validate(self) -> None:
         checks = [
             (self.strategy in ("rl", "random"), "--strategy must be 'rl' or 'random'"),
+            (self.search_space in ("cnn", "rnn"), "--space must be 'cnn' or 'rnn'"),
             (self.max_children >= 1, "--max-children must be at least 1"),
             (self.param_servers >= 1, "--param-servers must be at least 1"),
             (self.controllers >= 1, "--controllers must be at least 1"),
@@ -129,13 +167,36 @@ def quick() -> NASConfig:
     )
 
 
+def rnn_paper() -> NASConfig:
+    """The recurrent-cell search of Sec. 4.2 (see the module docstring)."""
+    return NASConfig(
+        search_space="rnn", dataset="ptb:data/ptb", param_servers=20, controllers=400,
+        children_per_controller=1, apply_every=10, controller=ControllerConfig(lr=5e-4),
+        child=ChildConfig(epochs=2, batch_size=20, lr=2e-3),
+    )
+
+
+def rnn_quick() -> NASConfig:
+    """The cell search shrunk for a 2-CPU laptop on the embedded text."""
+    return NASConfig(
+        preset="quick", search_space="rnn", dataset="pydoc", data_limit=60_000,
+        max_children=8, param_servers=2, controllers=2, children_per_controller=1,
+        apply_every=2, gpus_per_child=0.0,
+        controller=ControllerConfig(lr=5e-4, baseline_decay=0.9),
+        child=ChildConfig(epochs=1, batch_size=16, lr=3e-3),
+        lm=LMConfig(hidden=48, layers=1, dropout=0.0, reward_c=4.0),
+    )
+
+
 PRESETS = {"quick": quick, "paper": paper}
+RNN_PRESETS = {"quick": rnn_quick, "paper": rnn_paper}
 
 
-def load_config(preset: str, config_file: Path | None = None) -> NASConfig:
-    if preset not in PRESETS:
-        raise DeepmorningError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
-    cfg = PRESETS[preset]().to_dict()
+def load_config(preset: str, config_file: Path | None = None, space: str = "cnn") -> NASConfig:
+    presets = RNN_PRESETS if space == "rnn" else PRESETS
+    if preset not in presets:
+        raise DeepmorningError(f"unknown preset '{preset}' (choose from {', '.join(presets)})")
+    cfg = presets[preset]().to_dict()
     if config_file is not None:
         cfg = _merge(cfg, _read_config_file(config_file))
     return NASConfig.from_dict(cfg)

@@ -21,7 +21,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deepmorning.nas.space import NUM_FILTERS, STRIDE, Architecture, Layer, SearchSpace
+from deepmorning.nas.space import (
+    NUM_FILTERS,
+    STRIDE_HEIGHT,
+    STRIDE_WIDTH,
+    Architecture,
+    Layer,
+    SearchSpace,
+    chain_inputs,
+)
 
 
 @dataclass
@@ -86,8 +94,9 @@ class Controller(nn.Module):
                 entropy = entropy - (logp_all.exp() * logp_all).sum()
                 chosen[name] = choices[index]
                 x = self.embeddings[name](torch.tensor(index))
-            inputs: tuple[int, ...] = ()
+            inputs: tuple[int, ...] = chain_inputs(i)  # without skips: the paper's chain
             if self.space.skip_connections:
+                inputs = ()
                 h_i, state = self._step(x, state)
                 if anchors:
                     scores = self.v(torch.tanh(torch.stack(anchor_proj) + self.w_curr(h_i)))
@@ -116,7 +125,8 @@ class Controller(nn.Module):
                     filter_height=chosen["filter_height"],
                     filter_width=chosen["filter_width"],
                     num_filters=chosen[NUM_FILTERS],
-                    stride=chosen.get(STRIDE, 1),
+                    stride_height=chosen.get(STRIDE_HEIGHT, 1),
+                    stride_width=chosen.get(STRIDE_WIDTH, 1),
                     inputs=inputs,
                 )
             )
@@ -143,3 +153,19 @@ def reinforce_loss(samples: list[Sample], advantages: list[float],
     if entropy_weight:
         loss = loss - entropy_weight * torch.stack([s.entropy for s in samples]).mean()
     return loss
+
+
+def advantages_and_baseline(rewards: list[float], baseline: float | None, decay: float
+                            ) -> tuple[list[float], float | None]:
+    """REINFORCE advantages ``R_k - b`` and the moving-average baseline after them (Sec. 3.2).
+
+    Rewards are taken in order: each one's advantage uses the baseline before it, then
+    ``b <- decay * b + (1 - decay) * R``. The baseline starts at the first reward ever seen (so the
+    first advantage is 0). Returns the advantages and the new baseline.
+    """
+    advantages = []
+    for reward in rewards:
+        b = reward if baseline is None else baseline
+        advantages.append(reward - b)
+        baseline = decay * b + (1 - decay) * reward
+    return advantages, baseline

@@ -12,8 +12,10 @@ def plot_run(run: RunDir) -> list[Path]:
     """Draw the plots of a search run (history.csv) or a final-training run (train.csv)."""
     train = run.read_table("train.csv")
     if not train.empty:
-        fig, ax = figure("Final training of the best architecture", "epoch", "validation accuracy")
-        ax.plot(train["epoch"], train["val_acc"], marker="o")
+        column = "val_ppl" if "val_ppl" in train else "val_acc"
+        label = "validation perplexity" if column == "val_ppl" else "validation accuracy"
+        fig, ax = figure("Final training of the best architecture", "epoch", label)
+        ax.plot(train["epoch"], train[column], marker="o")
         return [save(fig, run.path / "train_curve.png")]
     df = run.read_table("history.csv")
     if df.empty:
@@ -32,7 +34,7 @@ def plot_run(run: RunDir) -> list[Path]:
                 alpha=0.8, label=f"mean of last {window}")
         ax.legend()
         paths.append(save(fig, run.path / "rewards.png"))
-        if ok["params"].astype(float).gt(0).any():
+        if ok["params"].astype(float).gt(0).any() and ok["val_acc"].notna().any():
             fig, ax = figure("Validation accuracy vs parameters", "parameters",
                              "validation accuracy")
             sc = ax.scatter(ok["params"], ok["val_acc"], c=ok["child_id"], cmap="viridis", s=16)

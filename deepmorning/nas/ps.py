@@ -3,21 +3,29 @@
 * ``S`` :class:`ParameterServer` actors each hold a shard of the controller's parameters and
   the Adam state of that shard. They apply pushed gradients, optionally only after ``G`` of
   them (the paper's Penn Treebank setting), and ignore a batch they have already applied, so a
-  resumed search can re-send an update safely.
-* ``K`` :class:`ControllerReplica` actors pull the parameters, sample ``m`` architectures,
-  and, once the children's rewards are in, compute the REINFORCE gradient with the parameters
-  they sampled with and push it to every shard. Replicas never wait for each other: each one
-  pushes as soon as its own children are done (no global barrier), so gradients may be stale,
-  as in the paper.
+  resumed search can re-send an update safely. Each server writes its state (parameters, Adam,
+  applied batch ids, gradients still waiting under ``G``) to ``ps-<shard>.pt`` before it
+  answers a push; Ray restarts a dead server (a preempted node, a killed process), which
+  reloads that file, and re-sends the push it was serving. So a server's death loses no
+  applied or waiting gradient and applies none twice.
+* ``K`` :class:`ControllerReplica` actors pull the parameters, sample ``m`` architectures and
+  hand the parameters they sampled with back with the batch. Once the children's rewards are
+  in, the replica loads those parameters again, computes the REINFORCE gradient at them (so a
+  restarted replica or a resumed search computes the same gradient) and pushes it to every
+  shard. Replicas never wait for each other: each one pushes as soon as its own children are
+  done (no global barrier), so gradients may be stale, as in the paper. A replica has at most
+  one open batch: :meth:`ControllerReplica.step` pushes the previous batch's gradient before it
+  samples the next one, and refuses a second open batch.
 
-Both are light actors (``num_cpus=0``); the CPUs and GPUs go to the children. A replica that
-dies is restarted by Ray and pulls fresh parameters from the servers.
+Both are light actors (``num_cpus=0``); the CPUs and GPUs go to the children.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,8 +33,9 @@ import ray
 import torch
 
 from deepmorning.nas.config import ControllerConfig
-from deepmorning.nas.controller import Controller, reinforce_loss
-from deepmorning.nas.space import Architecture, SearchSpace, sample_uniform
+from deepmorning.nas.controller import reinforce_loss
+from deepmorning.nas.spaces import AnySpace, arch_from_dict, sample_random, space_from_dict
+from deepmorning.nas.spaces import build_controller as _build
 
 
 def shard_names(sizes: dict[str, int], num_shards: int) -> list[list[str]]:
@@ -40,23 +49,22 @@ def shard_names(sizes: dict[str, int], num_shards: int) -> list[list[str]]:
     return shards
 
 
-def initial_parameters(space: SearchSpace, cfg: ControllerConfig, seed: int
+def initial_parameters(space: AnySpace, cfg: ControllerConfig, seed: int
                        ) -> dict[str, np.ndarray]:
     torch.manual_seed(seed)
     controller = build_controller(space, cfg)
     return {k: v.detach().numpy().copy() for k, v in controller.named_parameters()}
 
 
-def build_controller(space: SearchSpace, cfg: ControllerConfig) -> Controller:
-    return Controller(space, hidden=cfg.hidden, lstm_layers=cfg.lstm_layers,
-                      init_range=cfg.init_range)
+def build_controller(space: AnySpace, cfg: ControllerConfig) -> torch.nn.Module:
+    return _build(space, cfg.hidden, cfg.lstm_layers, cfg.init_range)
 
 
 class ParameterServer:
-    """One shard of the controller's parameters with its own Adam state."""
+    """One shard of the controller's parameters with its own Adam state, saved after each push."""
 
     def __init__(self, shard_id: int, params: dict[str, np.ndarray], lr: float,
-                 apply_every: int = 1) -> None:
+                 apply_every: int = 1, state_path: str | None = None) -> None:
         torch.set_num_threads(1)
         self.shard_id = shard_id
         self.params = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
@@ -65,9 +73,15 @@ class ParameterServer:
         self.version = 0
         self.applied: set[int] = set()
         self.waiting: list[dict[str, np.ndarray]] = []
+        self.state_path = Path(state_path) if state_path else None
+        if self.state_path is not None and self.state_path.is_file():  # restarted or resumed
+            self.set_state(torch.load(self.state_path, weights_only=True))
 
     def actor_name(self) -> str:
         return ray.get_runtime_context().get_actor_name()
+
+    def pid(self) -> int:
+        return os.getpid()
 
     def pull(self) -> tuple[int, dict[str, np.ndarray]]:
         return self.version, {k: v.detach().numpy().copy() for k, v in self.params.items()}
@@ -79,13 +93,34 @@ class ParameterServer:
         self.applied.add(batch_id)
         self.waiting.append(grads)
         if len(self.waiting) >= self.apply_every:
-            for name, param in self.params.items():
-                param.grad = torch.tensor(np.mean([g[name] for g in self.waiting], axis=0))
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.waiting = []
-            self.version += 1
+            self._apply()
+        self._save()
         return self.version
+
+    def flush(self) -> int:
+        """Apply the gradients still waiting under ``apply_every`` (the search's end)."""
+        if self.waiting:
+            self._apply()
+            self._save()
+        return self.version
+
+    def _apply(self) -> None:
+        for name, param in self.params.items():
+            param.grad = torch.tensor(np.mean([g[name] for g in self.waiting], axis=0))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.waiting = []
+        self.version += 1
+
+    def _save(self) -> None:
+        if self.state_path is None:
+            return
+        tmp = self.state_path.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            torch.save(self.get_state(), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.state_path)
 
     def get_state(self) -> dict[str, Any]:
         return {
@@ -113,7 +148,7 @@ class ControllerReplica:
                  names: list[list[str]], strategy: str, seed: int) -> None:
         torch.set_num_threads(1)  # a 35-unit LSTM: more threads only fight over the CPUs
         self.replica_id = replica_id
-        self.space = SearchSpace.from_dict(space)
+        self.space = space_from_dict(space)
         self.cfg = ControllerConfig(**cfg)
         self.controller = build_controller(self.space, self.cfg)
         # Shards are found by name: handles in constructor arguments would not survive a
@@ -122,71 +157,105 @@ class ControllerReplica:
         self.names = names
         self.strategy = strategy
         self.seed = seed
-        self.version: int | None = None  # None until the first pull (and after a restart)
+        self.open_batch: int | None = None  # sampled, gradient not pushed yet
 
-    def _pull(self) -> int:
+    def _pull(self) -> tuple[int, dict[str, np.ndarray]]:
         pulled = ray.get([shard.pull.remote() for shard in self.shards])
-        state = {}
-        for _, params in pulled:
-            state.update({k: torch.tensor(v) for k, v in params.items()})
-        self.controller.load_state_dict(state)
-        self.version = sum(version for version, _ in pulled)
-        return self.version
+        params: dict[str, np.ndarray] = {}
+        for _, shard_params in pulled:
+            params.update(shard_params)
+        return sum(version for version, _ in pulled), params
+
+    def _load(self, params: dict[str, np.ndarray]) -> None:
+        self.controller.load_state_dict({k: torch.tensor(v) for k, v in params.items()})
 
     def sample(self, batch_id: int, count: int, num_layers: int) -> dict[str, Any]:
-        """Pull the latest parameters and sample ``count`` architectures."""
-        version = self._pull() if self.strategy == "rl" else 0
+        """Pull the latest parameters and sample ``count`` architectures with them.
+
+        Returns the architectures, the servers' version and (for ``rl``) the parameters sampled
+        with, which the caller keeps with the batch and hands back to :meth:`update`.
+        """
+        if self.open_batch is not None and self.open_batch != batch_id:
+            raise RuntimeError(f"replica {self.replica_id} still has batch {self.open_batch} "
+                               f"open; it cannot sample batch {batch_id}")
+        self.open_batch = batch_id
         if self.strategy == "random":
             rng = random.Random(self.seed * 1_000_003 + batch_id)
-            archs = [sample_uniform(self.space, num_layers, rng) for _ in range(count)]
-        else:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + batch_id)
-            with torch.no_grad():
-                archs = [self.controller.sample(num_layers, gen).arch for _ in range(count)]
-        return {"version": version, "archs": [a.to_dict() for a in archs]}
+            archs = [sample_random(self.space, num_layers, rng) for _ in range(count)]
+            return {"version": 0, "archs": [a.to_dict() for a in archs], "params": None}
+        version, params = self._pull()
+        self._load(params)
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + batch_id)
+        with torch.no_grad():
+            archs = [self.controller.sample(num_layers, gen).arch for _ in range(count)]
+        return {"version": version, "archs": [a.to_dict() for a in archs], "params": params}
 
-    def update(self, batch_id: int, archs: list[dict], advantages: list[float]) -> int:
-        """Push -1/m sum (R_k - b) grad log P(a_k) for one batch to every shard."""
-        if self.version is None:  # restarted since sampling: use the servers' parameters
-            self._pull()
+    def gradient(self, archs: list[dict], advantages: list[float],
+                 params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """-1/m sum (R_k - b) grad log P(a_k), at the parameters ``params`` (the sampling ones)."""
+        self._load(params)
         self.controller.zero_grad(set_to_none=True)
-        samples = [self.controller.score(Architecture.from_dict(a)) for a in archs]
+        samples = [self.controller.score(arch_from_dict(a)) for a in archs]
         reinforce_loss(samples, advantages, self.cfg.entropy_weight).backward()
-        grads = {
+        return {
             k: (p.grad if p.grad is not None else torch.zeros_like(p)).numpy()
             for k, p in self.controller.named_parameters()
         }
+
+    def update(self, batch_id: int, archs: list[dict], advantages: list[float],
+               params: dict[str, np.ndarray] | None) -> int | None:
+        """Close ``batch_id``: push its gradient (if there is anything to learn) to every shard."""
+        if self.open_batch == batch_id:
+            self.open_batch = None
+        if self.strategy == "random" or not archs:
+            return None
+        grads = self.gradient(archs, advantages, params)
         versions = ray.get([
             shard.push.remote(batch_id, {k: grads[k] for k in names})
             for shard, names in zip(self.shards, self.names, strict=True)
         ])
         return sum(versions)
 
+    def step(self, update: dict[str, Any] | None, sample: dict[str, Any] | None
+             ) -> dict[str, Any]:
+        """Close the previous batch (push its gradient), then sample the next one: one call, so
+        the next batch is sampled with the parameters just pushed to and no driver round trip
+        sits between them."""
+        out: dict[str, Any] = {}
+        if update is not None:
+            out["version"] = self.update(**update)
+        if sample is not None:
+            out["sample"] = self.sample(**sample)
+        return out
+
     def ping(self) -> int:
         return self.replica_id
 
 
-def start_servers(space: SearchSpace, cfg: ControllerConfig, num_shards: int, apply_every: int,
-                  seed: int, states: list[dict] | None = None) -> tuple[list, list[list[str]]]:
-    """Create S shard actors (restoring their states when resuming)."""
+def start_servers(space: AnySpace, cfg: ControllerConfig, num_shards: int, apply_every: int,
+                  seed: int, state_dir: Path | None = None) -> tuple[list, list[list[str]]]:
+    """Create S shard actors; each one reloads ``state_dir/ps-<i>.pt`` when it exists.
+
+    With a ``state_dir`` a dead server is restarted by Ray from its saved state and the push it
+    was serving is re-sent (``max_restarts=-1``, ``max_task_retries=-1``); without one a server
+    could only restart from scratch, so it is not restarted at all.
+    """
     params = initial_parameters(space, cfg, seed)
     names = shard_names({k: v.size for k, v in params.items()}, num_shards)
-    actor = ray.remote(num_cpus=0, max_restarts=0)(ParameterServer)
+    restarts = -1 if state_dir is not None else 0
+    actor = ray.remote(num_cpus=0, max_restarts=restarts, max_task_retries=restarts)(
+        ParameterServer)
     prefix = f"deepmorning-nas-ps-{uuid.uuid4().hex[:8]}"
     shards = [
-        actor.options(name=f"{prefix}-{i}").remote(i, {k: params[k] for k in group}, cfg.lr,
-                                                   apply_every)
+        actor.options(name=f"{prefix}-{i}").remote(
+            i, {k: params[k] for k in group}, cfg.lr, apply_every,
+            str(state_dir / f"ps-{i}.pt") if state_dir is not None else None)
         for i, group in enumerate(names)
     ]
-    if states is not None:
-        if len(states) != num_shards:
-            raise ValueError("the checkpoint has a different number of parameter servers")
-        ray.get([shard.set_state.remote(state) for shard, state in zip(shards, states,
-                                                                      strict=True)])
     return shards, names
 
 
-def start_replicas(count: int, space: SearchSpace, cfg: ControllerConfig, shards: list,
+def start_replicas(count: int, space: AnySpace, cfg: ControllerConfig, shards: list,
                    names: list[list[str]], strategy: str, seed: int) -> list:
     actor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3)(ControllerReplica)
     shard_actor_names = ray.get([s.actor_name.remote() for s in shards])

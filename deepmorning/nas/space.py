@@ -1,10 +1,13 @@
 """The CNN search space of Zoph & Le (ICLR 2017), Sec. 3.1-3.3 and 4.1.
 
-Per layer the controller picks a filter height, a filter width, a number of filters, optionally a
-stride, and (Sec. 3.3, anchor points) which earlier layers feed this one. An
-:class:`Architecture` is plain data: it serializes to JSON and prints as one line, e.g.::
+Per layer the controller picks a filter height, a filter width, optionally a stride height and a
+stride width (predicted separately, as in the paper's Fig. 2), a number of filters, and
+(Sec. 3.3, anchor points) which earlier layers feed this one. Without skip connections the
+network is the paper's base case, a chain: layer i reads layer i-1 (the architecture says so
+explicitly, ``inputs=(i-1,)``). An :class:`Architecture` is plain data: it serializes to JSON and
+prints as one line, e.g.::
 
-    L0 3x5x36 | L1 7x1x24 <-[0] | L2 5x5x48 s2 <-[0,1]
+    L0 3x5x36 | L1 7x1x24 <-[0] | L2 5x5x48 s2x1 <-[0,1]
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 # Token types the controller emits for one layer, in order (Fig. 2 of the paper, with the
-# stride after the filter shape when it is searched and the anchor point last).
+# stride height and width after the filter shape when they are searched, the anchor point last).
 FILTER_HEIGHT = "filter_height"
 FILTER_WIDTH = "filter_width"
 NUM_FILTERS = "num_filters"
-STRIDE = "stride"
+STRIDE_HEIGHT = "stride_height"
+STRIDE_WIDTH = "stride_width"
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,8 @@ class SearchSpace:
     filter_heights: tuple[int, ...] = (1, 3, 5, 7)
     filter_widths: tuple[int, ...] = (1, 3, 5, 7)
     num_filters: tuple[int, ...] = (24, 36, 48, 64)
-    # () = stride fixed at 1 (the paper's first CIFAR-10 space); (1, 2, 3) = predicted strides.
+    # () = stride fixed at 1 (the paper's first CIFAR-10 space); (1, 2, 3) = predicted strides,
+    # height and width each chosen from this list (Fig. 2).
     strides: tuple[int, ...] = ()
     skip_connections: bool = True
     # Depth schedule: start at 6 layers, +2 every 1,600 sampled architectures (Sec. 4.1).
@@ -45,6 +50,11 @@ class SearchSpace:
                 raise ValueError(f"{name} must be a non-empty list of positive integers")
         if any(int(s) < 1 for s in self.strides):
             raise ValueError("strides must be positive integers")
+        for name in ("filter_heights", "filter_widths", "num_filters", "strides"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                # a value listed twice would be sampled under one index and scored under another
+                raise ValueError(f"{name} lists a value twice: {list(values)}")
         if self.layers_start < 1 or self.layers_every < 1 or self.layers_step < 0:
             raise ValueError("the depth schedule needs layers_start >= 1 and layers_every >= 1")
 
@@ -52,7 +62,7 @@ class SearchSpace:
         """The per-layer tokens in emission order, with their vocabularies."""
         tokens = [(FILTER_HEIGHT, self.filter_heights), (FILTER_WIDTH, self.filter_widths)]
         if self.strides:
-            tokens.append((STRIDE, self.strides))
+            tokens += [(STRIDE_HEIGHT, self.strides), (STRIDE_WIDTH, self.strides)]
         tokens.append((NUM_FILTERS, self.num_filters))
         return tokens
 
@@ -75,8 +85,13 @@ class Layer:
     filter_height: int
     filter_width: int
     num_filters: int
-    stride: int = 1
+    stride_height: int = 1
+    stride_width: int = 1
     inputs: tuple[int, ...] = ()  # indices of earlier layers; () means the image
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return (self.stride_height, self.stride_width)
 
 
 @dataclass(frozen=True)
@@ -99,12 +114,14 @@ class Architecture:
             inputs = tuple(int(j) for j in raw.get("inputs", ()))
             if any(j < 0 or j >= i for j in inputs):
                 raise ValueError(f"layer {i} takes input from a layer that does not precede it")
+            square = int(raw.get("stride", 1))  # older runs stored one square stride
             layers.append(
                 Layer(
                     filter_height=int(raw["filter_height"]),
                     filter_width=int(raw["filter_width"]),
                     num_filters=int(raw["num_filters"]),
-                    stride=int(raw.get("stride", 1)),
+                    stride_height=int(raw.get("stride_height", square)),
+                    stride_width=int(raw.get("stride_width", square)),
                     inputs=inputs,
                 )
             )
@@ -118,8 +135,8 @@ class Architecture:
         parts = []
         for i, layer in enumerate(self.layers):
             text = f"L{i} {layer.filter_height}x{layer.filter_width}x{layer.num_filters}"
-            if layer.stride != 1:
-                text += f" s{layer.stride}"
+            if layer.stride != (1, 1):
+                text += f" s{layer.stride_height}x{layer.stride_width}"
             if layer.inputs:
                 text += " <-[" + ",".join(map(str, layer.inputs)) + "]"
             parts.append(text)
@@ -133,28 +150,35 @@ class Architecture:
                 return False
             if layer.num_filters not in space.num_filters:
                 return False
-            if layer.stride not in (space.strides or (1,)):
+            if any(s not in (space.strides or (1,)) for s in layer.stride):
                 return False
             if any(j < 0 or j >= i for j in layer.inputs):
                 return False
-            if layer.inputs and not space.skip_connections:
+            if not space.skip_connections and layer.inputs != chain_inputs(i):
                 return False
         return True
+
+
+def chain_inputs(i: int) -> tuple[int, ...]:
+    """Inputs of layer ``i`` in the paper's base case without skip connections: the layer before."""
+    return (i - 1,) if i > 0 else ()
 
 
 def sample_uniform(space: SearchSpace, num_layers: int, rng: random.Random) -> Architecture:
     """The paper's random-search control: every token uniform, every connection p = 0.5."""
     layers = []
     for i in range(num_layers):
-        inputs: Sequence[int] = ()
+        inputs: Sequence[int] = chain_inputs(i)
         if space.skip_connections:
             inputs = tuple(j for j in range(i) if rng.random() < 0.5)
+        strides = space.strides or (1,)
         layers.append(
             Layer(
                 filter_height=rng.choice(space.filter_heights),
                 filter_width=rng.choice(space.filter_widths),
                 num_filters=rng.choice(space.num_filters),
-                stride=rng.choice(space.strides) if space.strides else 1,
+                stride_height=rng.choice(strides),
+                stride_width=rng.choice(strides),
                 inputs=tuple(inputs),
             )
         )
