@@ -32,11 +32,17 @@ from deepmorning.nas.config import NASConfig
 from deepmorning.nas.plots import plot_run
 from deepmorning.nas.space import Architecture
 from deepmorning.platform import console
+from deepmorning.platform.errors import summarize
 from deepmorning.platform.metrics import RunMetrics
 from deepmorning.platform.rundir import RunDir
 
 CHECKPOINT = "search.pt"
 HISTORY = "history.csv"
+
+
+def child_error(exc: BaseException) -> str:
+    """The ``error`` cell of a failed child: one line, even for an empty message."""
+    return summarize(exc)[:200]
 
 
 @dataclass
@@ -221,7 +227,7 @@ class Search:
             child.status = "ok"
         except Exception as exc:  # noqa: BLE001 - retries are spent: record and go on
             child.status = "failed"
-            child.result = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[-1][:200]}"}
+            child.result = {"error": child_error(exc)}
         self._record(batch, child)
         self._count(child)
         if batch.complete():

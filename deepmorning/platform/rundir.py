@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -32,6 +33,43 @@ from deepmorning.platform.errors import DeepmorningError
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
+
+
+#: The run this process is writing (the last one created or resumed): where the CLI puts
+#: ``error.log`` and what its Ctrl-C message tells the user to resume.
+_ACTIVE: dict[str, Any] = {"run": None, "resume": None}
+
+
+def active_run() -> RunDir | None:
+    return _ACTIVE["run"]
+
+
+def resume_command() -> str | None:
+    """The command line continuing the active run, when its command has ``--resume``."""
+    return _ACTIVE["resume"]
+
+
+def _activate(run: RunDir) -> None:
+    _ACTIVE["run"], _ACTIVE["resume"] = run, None
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or not any(p.name == "resume" for p in ctx.command.params):
+        return
+    args = [
+        shlex.quote(str(ctx.params[p.name])) for p in ctx.command.params
+        if isinstance(p, click.Argument) and ctx.params.get(p.name) is not None
+    ]
+    _ACTIVE["resume"] = " ".join([ctx.command_path, *args, "--resume", shlex.quote(str(run.path))])
+
+
+def append_text(run_path: str | os.PathLike, name: str, text: str) -> str:
+    """Append ``text`` to the file ``name`` of a run directory; return the file's path."""
+    path = Path(run_path) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fh.write(text)
+    return str(path)
 
 
 def default_output(group: str, name: str, root: str | Path = "runs") -> Path:
@@ -123,6 +161,7 @@ class RunDir:
                 "deepmorning_version": __version__,
             },
         )
+        _activate(run)
         return run
 
     @classmethod
@@ -146,6 +185,7 @@ class RunDir:
         if run.is_finished():
             raise DeepmorningError(f"{run.path} is already finished; nothing to resume")
         run._update_info(status="running")
+        _activate(run)
         return run
 
     # -- state --------------------------------------------------------------------------------
