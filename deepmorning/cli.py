@@ -24,13 +24,13 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 #: name -> (import path of the click command, one-line help shown by ``deepmorning --help``)
 GROUPS: dict[str, tuple[str, str]] = {
-    "info": ("deepmorning.platform.cli:info", "Show Ray version, connection, nodes and dashboard."),
+    "info": ("deepmorning.ops.commands:info", "Show Ray version, connection, nodes and dashboard."),
     "nas": ("deepmorning.nas.cli:nas", "Neural Architecture Search with RL (Zoph & Le 2017)."),
     "rl": ("deepmorning.rl.cli:rl", "DQN and DDPG as custom RLlib algorithms."),
     "tune": ("deepmorning.tuning.cli:tune", "Ray Tune studies of the papers' supervised models."),
-    "job": ("deepmorning.platform.jobs:job", "Submit and follow jobs on a Ray cluster."),
-    "cluster": ("deepmorning.platform.clusters:cluster", "Validate, start and stop Ray clusters."),
-    "results": ("deepmorning.platform.cli:results", "Show and plot run directories."),
+    "job": ("deepmorning.ops.jobs:job", "Submit and follow jobs on a Ray cluster."),
+    "cluster": ("deepmorning.ops.clusters:cluster", "Validate, start and stop Ray clusters."),
+    "results": ("deepmorning.ops.commands:results", "Show and plot run directories."),
 }
 
 

@@ -11,7 +11,8 @@ import pytest
 import yaml
 from conftest import REPO, run_cli
 
-from deepmorning.platform import cluster_config, clusters, jobs, storage
+from deepmorning.ops import cluster_config, clusters, jobs
+from deepmorning.platform import storage
 from deepmorning.platform.errors import DeepmorningError
 
 CLUSTERS = REPO / "clusters"

@@ -1,4 +1,4 @@
-"""Platform commands: ``deepmorning info`` and ``deepmorning results``."""
+"""``deepmorning info`` and ``deepmorning results``: the commands over the platform library."""
 
 from __future__ import annotations
 

@@ -24,7 +24,8 @@ from typing import Any
 
 import click
 
-from deepmorning.platform import cluster_config, console
+from deepmorning.ops import cluster_config
+from deepmorning.platform import console
 from deepmorning.platform.errors import DeepmorningError
 
 SSH_PORT = 22
@@ -306,8 +307,8 @@ def dashboard(config: str, port: int, ray_args: tuple[str, ...]) -> None:
 @click.pass_obj
 def selftest(settings: Any, duration: float, output: str | None, run_name: str | None) -> None:
     """Check a running cluster: a task on every node, GPUs, metrics and the output path."""
+    from deepmorning.ops import selftest as st
     from deepmorning.platform import runtime
-    from deepmorning.platform import selftest as st
 
     conn = runtime.connect(getattr(settings, "address", None))
     try:
