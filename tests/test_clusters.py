@@ -204,8 +204,8 @@ def test_preflight_skips_cloud_providers():
 
 def test_preflight_probes_the_interpreter_the_config_starts_ray_with():
     config = yaml.safe_load((CLUSTERS / "local.yaml").read_text())
-    assert clusters.cluster_python(config) == "~/deepmorning-venv/bin/python"
-    assert clusters.cluster_python(_aws()) == "python3"
+    assert clusters.config_python(config) == "~/deepmorning-venv/bin/python"
+    assert clusters.config_python(_aws()) == "python3"
 
 
 @pytest.mark.parametrize(

@@ -73,7 +73,7 @@ def probe_script(python: str) -> str:
     )
 
 
-def cluster_python(config: Mapping[str, Any]) -> str:
+def config_python(config: Mapping[str, Any]) -> str:
     """The interpreter the config starts Ray with: ``DIR/bin/python`` for ``DIR/bin/ray``."""
     for command in config.get("head_start_ray_commands") or []:
         match = re.search(r"(\S+)/bin/ray\b", str(command))
@@ -156,7 +156,7 @@ def preflight(config: Mapping[str, Any], timeout: float = 5.0) -> list[HostCheck
         return []
     hosts = [provider.get("head_ip"), *(provider.get("worker_ips") or [])]
     auth = config.get("auth") or {}
-    python = cluster_python(config)
+    python = config_python(config)
     return [check_host(str(h), auth, python, ray.__version__, timeout) for h in hosts if h]
 
 
