@@ -97,7 +97,7 @@ def test_broken_copies_fail_with_one_clear_line_each(tmp_path):
     res = run_cli("cluster", "validate", *map(str, files))
     assert res.returncode != 0
     assert "Traceback" not in res.stderr
-    lines = res.stderr.splitlines()
+    lines = res.stdout.splitlines()
     assert [ln for ln in lines if ln.startswith(str(files[0]))] == [
         f"{files[0]}: top level: unknown key 'setup_comands' (did you mean 'setup_commands'?)"
     ]
@@ -106,7 +106,7 @@ def test_broken_copies_fail_with_one_clear_line_each(tmp_path):
     ]
     nameless = [ln for ln in lines if ln.startswith(str(files[2]))]
     assert len(nameless) == 1 and "workerGroupSpecs[0]: missing 'groupName'" in nameless[0]
-    assert error_lines(res.stderr) == ["error: 3 of 3 file(s) failed validation"]
+    assert res.stderr.splitlines() == ["error: 3 of 3 file(s) failed validation"]
 
 
 def _aws() -> dict:
@@ -158,7 +158,7 @@ def test_invalid_yaml_is_one_line(tmp_path):
     path.write_text("cluster_name: [unclosed\n")
     res = run_cli("cluster", "validate", str(path))
     assert res.returncode != 0
-    assert any("not valid YAML at line" in ln for ln in res.stderr.splitlines())
+    assert any("not valid YAML at line" in ln for ln in res.stdout.splitlines())
 
 
 # -- pre-flight of on-prem hosts --------------------------------------------------------------
@@ -173,6 +173,7 @@ def test_preflight_names_the_unreachable_host_instead_of_hanging(tmp_path):
     assert res.returncode != 0
     lines = error_lines(res.stderr)
     assert len(lines) == 1 and "host 127.0.0.1 failed the pre-flight" in lines[0], res.stderr
+    assert res.stderr.splitlines() == lines and "FAIL: 127.0.0.1" in res.stdout
     assert "$ " not in res.stderr  # `ray up` never ran
 
 

@@ -216,18 +216,22 @@ def cluster() -> None:
 @cluster.command()
 @click.argument("files", nargs=-1, required=True)
 def validate(files: tuple[str, ...]) -> None:
-    """Check launcher YAMLs (Ray's schema and defaults) and KubeRay manifests, offline."""
+    """Check launcher YAMLs (Ray's schema and defaults) and KubeRay manifests, offline.
+
+    Prints one line per file (``ok: …``) or per problem (``FILE: problem``) on stdout, and, when
+    any file failed, one ``error:`` line on stderr.
+    """
     failed = 0
     for name in files:
         try:
             path = cluster_config.resolve(name)
         except FileNotFoundError as exc:
-            click.echo(f"{name}: {exc}", err=True)
+            click.echo(f"{name}: {exc}")
             failed += 1
             continue
         problems, described = cluster_config.validate_file(path)
         for problem in problems:
-            click.echo(f"{path}: {problem}", err=True)
+            click.echo(f"{path}: {problem}")  # the report; stderr gets the one error line
         if problems:
             failed += 1
         else:
@@ -252,7 +256,7 @@ def up(config: str, yes: bool, no_preflight: bool, ssh_timeout: float,
     if not no_preflight:
         checks = preflight(cfg, timeout=ssh_timeout)
         for check in checks:
-            click.echo(f"{'ok' if check.ok else 'FAIL'}: {check.host}: {check.detail}", err=True)
+            click.echo(f"{'ok' if check.ok else 'FAIL'}: {check.host}: {check.detail}")
         bad = [c for c in checks if not c.ok]
         if bad:
             raise DeepmorningError(

@@ -73,13 +73,18 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PROCTITLE = re.compile(r"ray::([\w.<>-]+)\(")
 
 
+def _short(qualname: str) -> str:
+    """``make.<locals>.Server.ping`` -> ``Server.ping``: the name a reader recognises."""
+    return qualname.rsplit("<locals>.", 1)[-1]
+
+
 def _task_name(err: BaseException) -> str:
     """``actor ParameterServer.apply`` or ``task run_child``, from Ray's ``ray::NAME()`` header."""
     header = _ANSI.sub("", str(err).lstrip().split("\n", 1)[0])
     match = _PROCTITLE.search(header)
     if not match:
         return "a Ray task"
-    name = match.group(1)
+    name = _short(match.group(1))
     return f"actor {name}" if "actor_id=" in header or "." in name else f"task {name}"
 
 
@@ -88,7 +93,7 @@ def _actor_error_line(err: BaseException) -> str:
     text = _ANSI.sub("", str(getattr(err, "error_msg", "") or err))
     match = re.search(r"class_name:\s*(\S+)", text)
     actor_id = getattr(err, "actor_id", None)
-    who = (f"actor {match.group(1)}" if match else
+    who = (f"actor {_short(match.group(1))}" if match else
            f"actor {actor_id[:12]}" if actor_id else "a Ray actor")
     because = re.search(r"The actor is dead because (.+?)(?:\.\s|\.$|$)", text, re.M)
     reason = because.group(1) if because else first_line(text).rstrip(".")

@@ -295,13 +295,18 @@ def train(req: TrainRequest) -> dict[str, Any]:
     else:
         cfg = resolve_config(req)
     name = f"{req.algo}-{env_slug(req.env)}" if req.env else req.algo
+    if req.resume is None:
+        if req.output is not None:
+            rundir.RunDir.ensure_new(req.output)  # a bad --output fails before Ray starts,
+        connect(req.address)  # and a new run directory appears only once Ray is there
     run, resumed = rundir.open_or_create(group="rl", name=name, config=cfg or {},
                                          output=req.output, resume=req.resume)
     cfg = run.config
     if resumed and cfg.get("algo") != req.algo:
         raise DeepmorningError(f"{run.path} is a {cfg.get('algo')} run, not {req.algo}")
     spec = registry.get(cfg["algo"])
-    connect(req.address)
+    if resumed:
+        connect(req.address)
     logging.getLogger("ray.rllib").setLevel(logging.ERROR)  # "new API stack" notices etc.
     algo = spec.build_config(cfg).build_algo()
     start_wall = 0.0
