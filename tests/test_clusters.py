@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -207,6 +209,42 @@ def test_preflight_probes_the_interpreter_the_config_starts_ray_with():
     config = yaml.safe_load((CLUSTERS / "local.yaml").read_text())
     assert clusters.config_python(config) == "~/deepmorning-venv/bin/python"
     assert clusters.config_python(_aws()) == "python3"
+
+
+def _fake_python(path: Path) -> Path:
+    """An executable answering the probe like Python 3.99 with Ray 9.9.9 (a marker of ours)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('#!/bin/sh\ncase "$2" in *ray*) echo 9.9.9;; *) echo 3.99.0;; esac\n')
+    path.chmod(0o755)
+    return path
+
+
+def test_probe_quotes_the_config_interpreter_path(tmp_path):
+    """A config-derived path is one shell word: `$(...)` in it never runs on the host."""
+    marker = tmp_path / "pwned"
+    hostile = f"/opt/$(touch${{IFS}}{marker})/bin/python"
+    proc = subprocess.run(["sh", "-c", clusters.probe_script(hostile)], capture_output=True,
+                          text=True, timeout=60)
+    assert not marker.exists()
+    assert proc.stdout.split()[0].count(".") == 2  # it fell back to python3, as it should
+    home = tmp_path / "home"
+    _fake_python(home / "deepmorning venv" / "bin" / "python")
+    proc = subprocess.run(["sh", "-c", clusters.probe_script("~/deepmorning venv/bin/python")],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HOME": str(home)})
+    assert proc.stdout.split() == ["3.99.0", "9.9.9"]  # ~ still means the remote HOME
+
+
+def test_launcher_configs_raise_the_open_file_limit_before_ray_starts():
+    """Ray needs many open files (`ulimit -n`); core dumps (`ulimit -c`) are not what it needs."""
+    for path in sorted(CLUSTERS.glob("*.yaml")):
+        config = yaml.safe_load(path.read_text())
+        for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+            starts = [c for c in config[key] if "ray start" in c]
+            assert starts, (path, key)
+            for command in starts:
+                assert command.lstrip().startswith("ulimit -n "), (path.name, key, command)
+                assert "ulimit -c" not in command
 
 
 @pytest.mark.parametrize(

@@ -302,8 +302,8 @@ def test_ctrl_c_and_a_killed_actor_each_end_in_one_line(tmp_path):
     """Ctrl-C says what was kept and the command that continues; that command works; a
     parameter server killed under it ends the run in one line, its full text in error.log."""
     run = tmp_path / "run"
-    search = ["nas", "search", "--trainer", "sleep:0.5", "--max-children", "400",
-              "--output", str(run)]
+    search = ["nas", "search", "--trainer", "sleep:0.5", "--max-children", "400", "-S", "1",
+              "-K", "1", "-m", "2", "--output", str(run)]
     proc = _start_search(search, tmp_path)
     _wait_rows(proc, run, 1)
     proc.send_signal(signal.SIGINT)

@@ -64,10 +64,21 @@ class HostCheck:
     detail: str
 
 
+def shell_path(path: str) -> str:
+    """``path`` as one shell word: quoted, except a leading ``~/`` that becomes ``"$HOME"/``.
+
+    The interpreter path comes from a config file; quoting keeps a path like
+    ``$(cmd)/bin/python`` from running ``cmd`` on the host.
+    """
+    if path == "~" or path.startswith("~/"):
+        return '"$HOME"' + (shlex.quote(path[1:]) if len(path) > 1 else "")
+    return shlex.quote(path)
+
+
 def probe_script(python: str) -> str:
     """Remote shell printing ``PY_VERSION`` and ``RAY_VERSION`` (``none`` without Ray)."""
     return (
-        f"P={python}; [ -x \"$P\" ] || P=python3; "
+        f"P={shell_path(python)}; [ -x \"$P\" ] || P=python3; "
         "\"$P\" -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' || exit 3; "
         "\"$P\" -c 'import ray; print(ray.__version__)' 2>/dev/null || echo none"
     )
