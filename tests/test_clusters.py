@@ -6,14 +6,16 @@ import copy
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, run_cli
 
-from deepmorning.ops import cluster_config, clusters, jobs
+from deepmorning.ops import cluster_config, clusters, jobs, kuberay_config
 from deepmorning.platform import storage
 from deepmorning.platform.errors import DeepmorningError
 
@@ -338,3 +340,83 @@ def test_grafana_board_queries_the_exported_deepmorning_metrics():
     titles = " ".join(p["title"] for p in board["panels"]).lower()
     for word in ("nas", "reward", "episode return", "steps per second", "trials", "best metric"):
         assert word in titles
+
+
+# -- KubeRay behind token authentication ----------------------------------------------------------
+KUBERAY = sorted((CLUSTERS / "kuberay").glob("*.yaml"))
+
+
+def _raycluster() -> dict:
+    return yaml.safe_load((CLUSTERS / "kuberay" / "raycluster.yaml").read_text())
+
+
+def _ray_containers(doc: dict) -> list[dict]:
+    spec = doc["spec"]
+    groups = [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
+    return [c for g in groups for c in g["template"]["spec"]["containers"]]
+
+
+def test_shipped_kuberay_manifests_have_token_auth_and_validate_without_warnings():
+    for path in KUBERAY:
+        assert cluster_config.warnings_of(path) == [], path
+    res = run_cli("cluster", "validate", *map(str, KUBERAY))
+    assert res.returncode == 0 and "warning" not in res.stderr, res.stderr
+    for container in _ray_containers(_raycluster()):
+        env = {e["name"]: e for e in container["env"]}
+        assert env["RAY_AUTH_MODE"]["value"] == "token"
+        assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "deepmorning-ray-token"
+    job = yaml.safe_load((CLUSTERS / "kuberay" / "rayjob.yaml").read_text())
+    assert job["spec"]["rayClusterSpec"]["authOptions"]["mode"] == "token"
+
+
+def test_a_manifest_without_auth_validates_with_a_warning(tmp_path):
+    doc = _raycluster()
+    for container in _ray_containers(doc):
+        del container["env"]
+    res = run_cli("cluster", "validate", str(_write(tmp_path, "open.yaml", doc)))
+    assert res.returncode == 0 and "ok: " in res.stdout
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: ")
+    assert "without token authentication" in lines[0] and "can submit jobs" in lines[0]
+
+
+def test_half_configured_auth_is_a_problem_and_a_literal_token_a_warning():
+    doc = _raycluster()
+    del _ray_containers(doc)[1]["env"]  # the GPU workers would never join the head
+    problems = cluster_config.validate_kuberay(doc)
+    assert len(problems) == 1 and "workerGroupSpecs[0]" in problems[0]
+    assert "RAY_AUTH_MODE=token is missing" in problems[0]
+    doc = _raycluster()
+    _ray_containers(doc)[0]["env"][1] = {"name": "RAY_AUTH_TOKEN", "value": "hunter2"}
+    assert cluster_config.validate_kuberay(doc) == []
+    [warning] = kuberay_config.auth_warnings(doc)
+    assert "headGroupSpec" in warning and "written in the manifest" in warning
+    job = yaml.safe_load((CLUSTERS / "kuberay" / "rayjob.yaml").read_text())
+    del job["spec"]["rayClusterSpec"]["authOptions"]
+    for group in [job["spec"]["rayClusterSpec"]["headGroupSpec"],
+                  *job["spec"]["rayClusterSpec"]["workerGroupSpecs"]]:
+        group["template"]["spec"]["containers"][0]["env"] = _ray_containers(_raycluster())[0]["env"]
+    assert any(p.startswith("spec.submitterPodTemplate") for p in
+               cluster_config.validate_kuberay(job))
+
+
+def test_dashboard_of_a_raycluster_is_a_kubectl_port_forward_with_the_token_hint():
+    doc = _raycluster()
+    assert clusters.port_forward_command(doc, 8265) == [
+        "kubectl", "port-forward", "svc/deepmorning-head-svc", "8265:8265"]
+    doc["metadata"]["namespace"] = "ml"
+    assert clusters.port_forward_command(doc, 9000)[2:4] == ["-n", "ml"]
+    hint = clusters.token_hint(doc)
+    assert "kubectl get secret deepmorning-ray-token" in hint and "base64 -d" in hint
+    job = yaml.safe_load((CLUSTERS / "kuberay" / "rayjob.yaml").read_text())
+    with pytest.raises(DeepmorningError, match="rayClusterName"):
+        clusters.port_forward_command(job, 8265)
+
+
+def test_dashboard_without_kubectl_is_one_line():
+    bin_dir = str(Path(sys.executable).parent)  # python and ray, no kubectl
+    assert shutil.which("kubectl", path=bin_dir) is None
+    res = run_cli("cluster", "dashboard", "kuberay/raycluster", cwd=REPO, env={"PATH": bin_dir})
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode != 0 and len(lines) == 1, res.stderr
+    assert "kubectl is not installed" in lines[0] and "svc/deepmorning-head-svc" in lines[0]

@@ -11,14 +11,17 @@ to the user's ~/.ray.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -316,6 +319,59 @@ def test_address_comes_from_the_environment(jobs_head):
 def test_submit_needs_a_command():
     res = run_cli("job", "submit", "--address", "http://127.0.0.1:1")
     assert res.returncode != 0 and "Traceback" not in res.stderr
+
+
+class PortForward:
+    """A TCP relay from a free loopback port to the dashboard: what `kubectl port-forward` does."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_jobs_go_through_a_port_forward_with_the_token_from_the_environment(jobs_head,
+                                                                            tmp_path):
+    """KubeRay's way: the token exported from its Secret as RAY_AUTH_TOKEN, the dashboard on
+    the local end of a port-forward. RAY_AUTH_TOKEN wins over a stale token file."""
+    token = Path(os.environ["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
+    stale = tmp_path / "stale_token"
+    stale.write_text("f" * 64)
+    forward = PortForward(int(jobs_head.dashboard_url.rsplit(":", 1)[1]))
+    url = f"http://127.0.0.1:{forward.port}"
+    try:
+        res = run_cli("job", "submit", "--address", url, "--", "info",
+                      env={"RAY_AUTH_TOKEN": token, "RAY_AUTH_TOKEN_PATH": str(stale)})
+        assert res.returncode == 0, res.stderr
+        assert "SUCCEEDED" in res.stdout and "connection" in res.stdout  # logs came through
+        refused = run_cli("job", "list", "--address", url,
+                          env={"RAY_AUTH_TOKEN_PATH": str(stale)})
+        line = one_error(refused)
+        assert "rejected our authentication token" in line and "token Secret" in line
+    finally:
+        forward.close()
 
 
 def test_nothing_was_written_to_home(jobs_head, token_home):

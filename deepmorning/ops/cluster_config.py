@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 
 from deepmorning.ops.grafana_config import validate_grafana
-from deepmorning.ops.kuberay_config import KUBERAY_KINDS, _get, validate_kuberay
+from deepmorning.ops.kuberay_config import KUBERAY_KINDS, _get, auth_warnings, validate_kuberay
 from deepmorning.ops.launcher_config import validate_launcher
 
-__all__ = ["CLUSTERS_DIR", "kind_of", "load_documents", "resolve", "validate_file",
+__all__ = ["CLUSTERS_DIR", "kind_of", "load_documents", "resolve", "validate_file", "warnings_of",
            "validate_grafana", "validate_kuberay", "validate_launcher"]
 
 CLUSTERS_DIR = "clusters"
@@ -77,6 +77,15 @@ def validate_file(path: Path) -> tuple[list[str], list[str]]:
                 provider = _get(doc, "provider", "type")
                 described.append(f"Ray launcher config '{doc.get('cluster_name')}' ({provider})")
     return problems, described
+
+
+def warnings_of(path: Path) -> list[str]:
+    """What a valid file still gets wrong (a KubeRay manifest without token authentication)."""
+    try:
+        docs = load_documents(path)
+    except ValueError:
+        return []
+    return [w for doc in docs if kind_of(doc) == "kuberay" for w in auth_warnings(doc)]
 
 
 def resolve(name: str, search: Iterable[Path] = ()) -> Path:

@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from deepmorning.ops import cluster_config
+from deepmorning.ops import cluster_config, kuberay_config
 from deepmorning.platform import console
 from deepmorning.platform.errors import DeepmorningError
 
@@ -245,8 +245,10 @@ def validate(files: tuple[str, ...]) -> None:
             click.echo(f"{path}: {problem}")  # the report; stderr gets the one error line
         if problems:
             failed += 1
-        else:
-            click.echo(f"ok: {path}: {'; '.join(described)}")
+            continue
+        click.echo(f"ok: {path}: {'; '.join(described)}")
+        for warning in cluster_config.warnings_of(path):
+            console.warn(f"{path}: {warning}")
     if failed:
         raise DeepmorningError(f"{failed} of {len(files)} file(s) failed validation")
 
@@ -305,12 +307,67 @@ def attach(config: str, ray_args: tuple[str, ...]) -> None:
               help="Local port the dashboard is forwarded to.")
 @click.argument("ray_args", nargs=-1, type=click.UNPROCESSED)
 def dashboard(config: str, port: int, ray_args: tuple[str, ...]) -> None:
-    """Forward the head's dashboard over SSH to http://127.0.0.1:PORT (`ray dashboard`)."""
+    """Forward the head's dashboard to http://127.0.0.1:PORT: `ray dashboard` over SSH, or
+    `kubectl port-forward` for a KubeRay RayCluster manifest."""
     path = config_path(config)
+    docs = _documents(path)
+    if cluster_config.kind_of(docs[0]) == "kuberay":
+        forward_kuberay(docs[0], port, ray_args)
+        return
     load_launcher_config(path)
     click.echo(f"dashboard and Jobs API on http://127.0.0.1:{port} while this runs (Ctrl-C ends)",
                err=True)
     run_ray(["dashboard", str(path.resolve()), "--port", str(port), *ray_args], path)
+
+
+def _documents(path: Path) -> list[Any]:
+    try:
+        return cluster_config.load_documents(path)
+    except ValueError as exc:
+        raise DeepmorningError(f"{path}: {exc}") from None
+
+
+def port_forward_command(doc: Mapping[str, Any], port: int) -> list[str]:
+    """``kubectl port-forward`` to a RayCluster's head Service (KubeRay names it NAME-head-svc)."""
+    name = cluster_config._get(doc, "metadata", "name")
+    if doc.get("kind") != "RayCluster" or not name:
+        raise DeepmorningError(
+            f"a {doc.get('kind')}'s cluster is named by KubeRay; forward it with `kubectl "
+            "port-forward svc/$(kubectl get rayjob NAME -o jsonpath='{.status.rayClusterName}')"
+            f"-head-svc {port}:8265`"
+        )
+    namespace = cluster_config._get(doc, "metadata", "namespace")
+    return ["kubectl", "port-forward", *(["-n", str(namespace)] if namespace else []),
+            f"svc/{name}-head-svc", f"{port}:8265"]
+
+
+def token_hint(doc: Mapping[str, Any]) -> str | None:
+    """The shell line exporting the cluster's token for ``deepmorning job``, if from a Secret."""
+    secret = kuberay_config.token_secret(doc)
+    if secret is None:
+        return None
+    name, key = secret
+    return (f"export RAY_AUTH_TOKEN=\"$(kubectl get secret {name} "
+            f"-o jsonpath='{{.data.{key}}}' | base64 -d)\"")
+
+
+def forward_kuberay(doc: Mapping[str, Any], port: int, extra: Sequence[str]) -> None:
+    cmd = [*port_forward_command(doc, port), *extra]
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise DeepmorningError(f"kubectl is not installed; run `{' '.join(cmd)}` where it is")
+    hint = token_hint(doc)
+    click.echo(f"dashboard and Jobs API on http://127.0.0.1:{port} while this runs (Ctrl-C ends)")
+    if hint:
+        click.echo(f"the cluster uses token authentication; in the shell of `deepmorning job`: "
+                   f"{hint}")
+    click.echo(f"$ {' '.join(shlex.quote(c) for c in cmd)}", err=True)
+    try:
+        code = subprocess.call([kubectl, *cmd[1:]])
+    except KeyboardInterrupt:
+        return
+    if code != 0:
+        raise DeepmorningError(f"`kubectl port-forward` failed with exit status {code}")
 
 
 @cluster.command()

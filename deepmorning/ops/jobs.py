@@ -144,16 +144,15 @@ def connect_jobs(address: str) -> Any:
         raise DeepmorningError(f"no Ray Jobs API at {address}: {first_line(exc)}") from None
 
 
+TOKEN_HINT = ("set RAY_AUTH_TOKEN to the output of `ray get-auth-token` on its head node (on "
+              "KubeRay: the auth_token of the cluster's token Secret, docs/clusters.md)")
+
+
 def _auth_message(address: str, text: str) -> str:
     if "Authentication failed" in text or "Invalid" in text:
-        return (
-            f"the Ray cluster at {address} rejected our authentication token; set RAY_AUTH_TOKEN "
-            "to the output of `ray get-auth-token` on its head node"
-        )
-    return (
-        f"the Ray cluster at {address} requires an authentication token and none was found; "
-        "set RAY_AUTH_TOKEN to the output of `ray get-auth-token` on its head node"
-    )
+        return f"the Ray cluster at {address} rejected our authentication token; {TOKEN_HINT}"
+    return (f"the Ray cluster at {address} requires an authentication token and none was "
+            f"found; {TOKEN_HINT}")
 
 
 def _call(address: str, job_id: str | None, fn: Callable[[], Any]) -> Any:
