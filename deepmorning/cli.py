@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 
@@ -89,20 +90,50 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+_RESUME: dict[str, str | None] = {"command": None}
+
+
+def _note_resume_command(run: rundir.RunDir) -> None:
+    """Remember the command line continuing ``run``, when the running command has --resume."""
+    _RESUME["command"] = None
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or not any(p.name == "resume" for p in ctx.command.params):
+        return
+    args = [shlex.quote(str(ctx.params[p.name])) for p in ctx.command.params
+            if isinstance(p, click.Argument) and ctx.params.get(p.name) is not None]
+    _RESUME["command"] = " ".join([ctx.command_path, *args, "--resume",
+                                   shlex.quote(run.location)])
+
+
+rundir.ACTIVATE_HOOKS.append(_note_resume_command)
+
+
 def _interrupted() -> str:
     """The Ctrl-C line: what was kept and the command that continues it."""
     run = rundir.active_run()
     if run is None:
         return "interrupted"
-    resume = rundir.resume_command()
+    resume = _RESUME["command"]
     how = f"; continue with: {resume}" if resume else ""
-    return f"interrupted; finished work is kept in {errors.log_location(run.path)}{how}"
+    return f"interrupted; finished work is kept in {errors.log_location(run.location)}{how}"
+
+
+def _mirror_log(run: rundir.RunDir | None, log: str) -> str:
+    """A run at a URI gets its error.log too; return where the log can be read."""
+    if run is None or run.mirror is None or not log.startswith(str(run.path)):
+        return log
+    try:
+        run.sync()
+    except Exception:  # noqa: BLE001 - the local copy still holds it
+        return log
+    return str(run.join(errors.ERROR_LOG))
 
 
 def _runtime_failure(exc: BaseException, args: list[str]) -> str:
     """One line for a failure that is not the user's: what failed and where its full text is."""
     run = rundir.active_run()
     log = errors.write_error_log(exc, run.path if run else None, " ".join(args))
+    log = _mirror_log(run, log)
     return f"{errors.summarize(exc)} (full text in {errors.log_location(log)})"
 
 
@@ -132,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         if len(message.splitlines()) > 1:  # never more than one line, the rest goes to the log
             run = rundir.active_run()
             log = errors.write_error_log(exc, run.path if run else None, " ".join(args))
+            log = _mirror_log(run, log)
             message = f"{errors.first_line(message)} (full text in {errors.log_location(log)})"
         _fail(message or type(exc).__name__, exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks

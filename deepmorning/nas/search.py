@@ -143,6 +143,7 @@ class Search:
         tmp = path.with_suffix(".tmp")
         torch.save({"journal": journal, "servers": servers}, tmp)
         os.replace(tmp, path)
+        self.run.sync()  # a run at a URI: every checkpoint reaches it
 
     def _reconcile_with_history(self) -> None:
         """Take results of children that finished after the last checkpoint from history.csv."""
@@ -352,7 +353,7 @@ class Search:
                                                  if k != "best_architecture"})
         if best_arch:
             console.console.print(f"[bold]best architecture[/bold]: {best_arch.summary()}")
-        console.console.print(f"run directory: {self.run.path}")
+        console.console.print(f"run directory: {self.run.location}")
         return summary
 
 

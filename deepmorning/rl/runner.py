@@ -138,6 +138,7 @@ def save_checkpoint(algo: Any, run: rundir.RunDir) -> Path:
     tmp.rename(final)
     for old in checkpoints(run)[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
+    run.sync()  # a run at a URI: every checkpoint reaches it
     return final
 
 
@@ -226,10 +227,10 @@ def evaluate(run_dir: str | Path, episodes: int | None = None,
     run = rundir.RunDir.open(run_dir)
     cfg = run.config
     if cfg.get("algo") is None or "env" not in cfg:
-        raise DeepmorningError(f"{run.path} is not an rl run directory")
+        raise DeepmorningError(f"{run.location} is not an rl run directory")
     checkpoint = latest_checkpoint(run)
     if checkpoint is None:
-        raise DeepmorningError(f"{run.path} has no checkpoint to evaluate")
+        raise DeepmorningError(f"{run.location} has no checkpoint to evaluate")
     registry.get(cfg["algo"])  # algorithm module imported: its RLModule class is importable
     episodes = int(episodes or cfg.get("eval_episodes", 10))
     if episodes <= 0:
@@ -289,6 +290,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
     from deepmorning.platform.console import console, print_kv, progress
     from deepmorning.platform.metrics import RunMetrics
     from deepmorning.platform.runtime import connect
+    from deepmorning.platform.storage import check_shared_output
 
     if req.resume is not None:
         cfg = None
@@ -298,12 +300,15 @@ def train(req: TrainRequest) -> dict[str, Any]:
     if req.resume is None:
         if req.output is not None:
             rundir.RunDir.ensure_new(req.output)  # a bad --output fails before Ray starts,
-        connect(req.address)  # and a new run directory appears only once Ray is there
+        conn = connect(req.address)  # and a new run directory appears only once Ray is there
+        # RLlib copies remote learners' and EnvRunners' checkpoint files back to the driver,
+        # but the run must outlive the head: on several nodes, shared storage or a URI.
+        check_shared_output(req.output or "runs", len(conn.nodes))
     run, resumed = rundir.open_or_create(group="rl", name=name, config=cfg or {},
                                          output=req.output, resume=req.resume)
     cfg = run.config
     if resumed and cfg.get("algo") != req.algo:
-        raise DeepmorningError(f"{run.path} is a {cfg.get('algo')} run, not {req.algo}")
+        raise DeepmorningError(f"{run.location} is a {cfg.get('algo')} run, not {req.algo}")
     spec = registry.get(cfg["algo"])
     if resumed:
         connect(req.address)
@@ -320,7 +325,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
     metrics = RunMetrics(run=run.path.name, area="rl")
     if not req.quiet:
         console.print(f"[bold]{cfg['algo']}[/bold] on {cfg['env']} (preset {cfg['preset']}, "
-                      f"{cfg['timesteps']} env steps) -> {run.path}"
+                      f"{cfg['timesteps']} env steps) -> {run.location}"
                       + (" (resumed)" if resumed else ""))
     summary = _train_loop(algo, run, cfg, metrics, progress, start_wall, req.quiet)
     algo.stop()
