@@ -111,8 +111,9 @@ class Mirror:
             return []
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
         infos = self.filesystem.get_file_info(selector)
-        prefix = self.root.rstrip("/") + "/"
-        return sorted(i.path[len(prefix):] for i in infos if i.type == pafs.FileType.File)
+        prefix = self.root.strip("/") + "/"
+        names = (i.path.lstrip("/") for i in infos if i.type == pafs.FileType.File)
+        return sorted(n[len(prefix):] for n in names if n.startswith(prefix))
 
     # -- copying ------------------------------------------------------------------------------
     def download(self) -> None:
