@@ -275,7 +275,9 @@ def _cmdline(pid: int) -> str:
 
 
 def _start_search(argv: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "COLUMNS": "160"}
+    home = cwd / "home"  # an embedded Ray writes ~/.ray/auth_token: never the real home
+    home.mkdir(exist_ok=True)
+    env = {**os.environ, "COLUMNS": "160", "HOME": str(home)}
     env.pop("RAY_ADDRESS", None)
     return subprocess.Popen([sys.executable, "-m", "deepmorning", *argv], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

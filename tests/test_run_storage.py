@@ -123,11 +123,17 @@ def test_a_file_uri_is_the_directory_it_names(tmp_path, staging, monkeypatch):
     assert not (tmp_path / "file:").exists()
 
 
+def _home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"  # an embedded Ray writes ~/.ray/auth_token: never the real home
+    home.mkdir(exist_ok=True)
+    return home
+
+
 def test_nas_search_writes_resumes_and_shows_from_a_file_uri(tmp_path, staging):
     """The CLI end to end: a NAS search at file://, stopped half way, resumed, shown, plotted."""
     target = tmp_path / "bucket" / "nas"
     uri = f"file://{target}"
-    env = {remote.STAGING_ENV: str(staging)}
+    env = {remote.STAGING_ENV: str(staging), "HOME": str(_home(tmp_path))}
     base = ["nas", "search", "--trainer", "synthetic", "-S", "1", "-K", "1", "-m", "2"]
     first = run_cli(*base, "--max-children", "2", "--output", uri, env=env, timeout=600)
     assert first.returncode == 0, first.stderr
@@ -158,3 +164,21 @@ def test_nas_search_writes_resumes_and_shows_from_a_file_uri(tmp_path, staging):
     plotted = run_cli("results", "plot", uri, env=env)
     assert plotted.returncode == 0, plotted.stderr
     assert (target / "rewards.png").is_file()
+
+
+def test_rl_run_at_a_file_uri_is_trained_shown_and_evaluated_from_there(tmp_path, staging):
+    target = tmp_path / "bucket" / "dqn"
+    uri = f"file://{target}"
+    env = {remote.STAGING_ENV: str(staging), "HOME": str(_home(tmp_path))}
+    res = run_cli("rl", "train", "dqn", "--env", "CartPole-v1", "--timesteps", "600",
+                  "--checkpoint-every", "1", "--eval-episodes", "2", "--output", uri, env=env)
+    assert res.returncode == 0, res.stderr
+    assert (target / "summary.json").is_file() and (target / "progress.csv").is_file()
+    assert [p.name for p in (target / "checkpoints").iterdir() if p.name.startswith("iter_")]
+    assert not (tmp_path / "file:").exists()
+    shutil.rmtree(staging)
+    shown = run_cli("results", "show", uri, env=env)
+    assert shown.returncode == 0 and "progress.csv" in shown.stdout
+    evaluated = run_cli("rl", "evaluate", uri, "--episodes", "2", env=env)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "over 2 episodes" in evaluated.stdout.replace("\n", " ")
