@@ -182,3 +182,15 @@ def test_rl_run_at_a_file_uri_is_trained_shown_and_evaluated_from_there(tmp_path
     evaluated = run_cli("rl", "evaluate", uri, "--episodes", "2", env=env)
     assert evaluated.returncode == 0, evaluated.stderr
     assert "over 2 episodes" in evaluated.stdout.replace("\n", " ")
+
+
+def test_selftest_checks_that_a_uri_takes_a_file(tmp_path):
+    from deepmorning.ops import selftest
+
+    target = tmp_path / "bucket"
+    selftest.check_output(f"file://{target}")
+    assert target.is_dir() and list(target.iterdir()) == []  # the probe was deleted again
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(DeepmorningError, match="cannot write to file://"):
+        selftest.check_output(f"file://{blocker}/runs")

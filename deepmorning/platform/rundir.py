@@ -12,8 +12,8 @@ A run directory holds::
 Re-using the directory of an unfinished run requires ``--resume``; a finished run is never
 overwritten. A run directory may be a URI (``s3://…``, ``gs://…``, ``file://…``): the job works
 in a local copy that :mod:`deepmorning.platform.remote` mirrors to it. Writes of JSON files are
-atomic (write to a temporary file, then rename), so a
-killed driver leaves either the old or the new file, never half of one.
+atomic (write to a temporary file, then rename), so a killed driver leaves either the old or the
+new file, never half of one.
 """
 
 from __future__ import annotations
@@ -332,7 +332,7 @@ def open_or_create(
     it from ``run.config``.
     """
     if resume is not None:
-        if output is not None and _same_place(output, resume) is False:
+        if output is not None and not _same_place(output, resume):
             raise DeepmorningError("give either --output or --resume, not both")
         return RunDir.resume(resume, group=group), True
     path = output if output is not None else default_output(group, name)
