@@ -14,10 +14,12 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 from conftest import run_cli
+from test_tracking import read_scalars
 
 from deepmorning.platform import remote, results
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.platform.rundir import RunDir, open_or_create
+from deepmorning.platform.tracking import TENSORBOARD_DIR
 
 
 @pytest.fixture(autouse=True)
@@ -176,6 +178,8 @@ def test_rl_run_at_a_file_uri_is_trained_shown_and_evaluated_from_there(tmp_path
     assert (target / "summary.json").is_file() and (target / "progress.csv").is_file()
     assert [p.name for p in (target / "checkpoints").iterdir() if p.name.startswith("iter_")]
     assert not (tmp_path / "file:").exists()
+    scalars = read_scalars(target / TENSORBOARD_DIR)  # TensorBoard files reached the URI too
+    assert scalars["rl/episode_return_mean"] and "rl/final_eval_return_mean" in scalars
     shutil.rmtree(staging)
     shown = run_cli("results", "show", uri, env=env)
     assert shown.returncode == 0 and "progress.csv" in shown.stdout

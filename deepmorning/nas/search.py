@@ -35,6 +35,7 @@ from deepmorning.platform import console
 from deepmorning.platform.errors import summarize
 from deepmorning.platform.metrics import RunMetrics
 from deepmorning.platform.rundir import RunDir
+from deepmorning.platform.tracking import TensorBoard
 
 CHECKPOINT = "search.pt"
 HISTORY = "history.csv"
@@ -110,6 +111,7 @@ class Search:
             "nas_best_reward": "best reward so far",
             "nas_baseline": "REINFORCE moving-average baseline",
         })
+        self.tensorboard = TensorBoard(run)
         states = None
         self.journal = Journal()
         ckpt = run.checkpoints / CHECKPOINT
@@ -143,6 +145,7 @@ class Search:
         tmp = path.with_suffix(".tmp")
         torch.save({"journal": journal, "servers": servers}, tmp)
         os.replace(tmp, path)
+        self.tensorboard.flush()
         self.run.sync()  # a run at a URI: every checkpoint reaches it
 
     def _reconcile_with_history(self) -> None:
@@ -246,6 +249,11 @@ class Search:
             j.best = {"child_id": child.child_id, "arch": child.arch, **child.result}
             self.metrics.set("nas_best_reward", reward)
         self.metrics.set("nas_children_done", j.children_done)
+        self.tensorboard.scalars(child.child_id, {
+            "nas/reward": reward, "nas/val_acc": child.result.get("val_acc"),
+            "nas/params": child.result.get("params"), "nas/best_reward": j.best["reward"],
+            "nas/baseline": j.baseline, "nas/children_done": j.children_done,
+        })
 
     def _record(self, batch: Batch, child: Child) -> None:
         r = child.result
@@ -345,6 +353,7 @@ class Search:
         if j.best:
             self.run.write_json("best.json", {**j.best, "summary": best_arch.summary()})
         plot_run(self.run)
+        self.tensorboard.close()
         self.run.finish(summary)
         if not top.empty:
             console.print_table("top architectures", top.to_dict("records"),

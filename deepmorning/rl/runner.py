@@ -343,8 +343,10 @@ def _best_eval(progress: Any) -> float:
 
 def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: Any,
                 progress: Any, start_wall: float, quiet: bool) -> dict[str, Any]:
+    from deepmorning.platform.tracking import TensorBoard
     from deepmorning.rl.plots import plot_run
 
+    tensorboard = TensorBoard(run)
     timesteps, eval_every = cfg["timesteps"], cfg["eval_every"]
     previous = run.read_table(PROGRESS)
     steps = int(previous["env_steps"].iloc[-1]) if not previous.empty else 0
@@ -374,7 +376,9 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
                 next_eval = (steps // eval_every + 1) * eval_every
                 best_eval = max(best_eval, row["eval_return_mean"])
             run.append_rows(PROGRESS, [row])
+            tensorboard.scalars(steps, {f"rl/{k}": v for k, v in row.items() if k != "env_steps"})
             if row["iteration"] % cfg["checkpoint_every"] == 0:
+                tensorboard.flush()
                 save_checkpoint(algo, run)
             metrics.set("rl_episode_return_mean", row["episode_return_mean"])
             metrics.set("rl_env_steps_per_s", row["env_steps_per_s"])
@@ -386,6 +390,8 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
                 break
     checkpoint = save_checkpoint(algo, run)
     final_eval = _evaluate_algo(algo, cfg)
+    tensorboard.scalars(steps, {"rl/final_eval_return_mean": final_eval["eval_return_mean"]})
+    tensorboard.close()
     table = run.read_table(PROGRESS)
     wall = float(table["wall_s"].iloc[-1]) if not table.empty else 0.0
     summary = {
@@ -403,6 +409,6 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
         "stopped_at_return": reached_at,
         "checkpoint": str(checkpoint),
     }
-    run.finish(summary)
     plot_run(run)
+    run.finish(summary)  # last, so that a run at a URI gets its plot too
     return summary
