@@ -274,6 +274,20 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _find_descendant(proc: subprocess.Popen, title: str, seconds: float = 120) -> int:
+    """The pid of the process below ``proc`` whose title starts with ``title``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = [p for p in _descendants(proc.pid) if _cmdline(p).startswith(title)]
+        if found:
+            return found[0]
+        if proc.poll() is not None:
+            pytest.fail(f"the search ended before {title} was found:\n{proc.stderr.read()}")
+        time.sleep(0.5)
+    titles = sorted({_cmdline(p)[:40] for p in _descendants(proc.pid)})
+    pytest.fail(f"no {title} process within {seconds}s among {titles}")
+
+
 def _start_search(argv: list[str], cwd: Path) -> subprocess.Popen:
     home = cwd / "home"  # an embedded Ray writes ~/.ray/auth_token: never the real home
     home.mkdir(exist_ok=True)
@@ -320,10 +334,7 @@ def test_ctrl_c_and_a_killed_actor_each_end_in_one_line(tmp_path):
     assert resume[:3] == ["deepmorning", "nas", "search"]
     proc = _start_search(resume[1:], tmp_path)
     _wait_rows(proc, run, kept + 2)
-    servers = [p for p in _descendants(proc.pid)
-               if _cmdline(p).startswith("ray::ParameterServer")]
-    assert servers, "no parameter server process found"
-    os.kill(servers[0], signal.SIGKILL)
+    os.kill(_find_descendant(proc, "ray::ParameterServer"), signal.SIGKILL)
     _, err = proc.communicate(timeout=180)
     line = assert_one_line(proc.returncode, err, "ParameterServer died", "error.log")
     assert proc.returncode == 1
