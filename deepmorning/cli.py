@@ -1,32 +1,37 @@
 """The one ``deepmorning`` command line.
 
 Groups are loaded lazily (``--help`` imports neither torch nor RLlib). Every user mistake ends
-as one ``error: ...`` line on stderr with exit status 2; ``--debug`` shows tracebacks instead.
+as one ``error: ...`` line on stderr with exit status 2; a runtime failure (a Ray task or actor
+raising, a worker killed) as one line naming what failed, exit status 1, with its full text in
+``error.log`` of the run directory; Ctrl-C says what was kept and how to continue (status 130).
+``--debug`` shows tracebacks instead.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 
 import click
 
 from deepmorning import __version__
+from deepmorning.platform import errors, rundir
 from deepmorning.platform.errors import DeepmorningError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 #: name -> (import path of the click command, one-line help shown by ``deepmorning --help``)
 GROUPS: dict[str, tuple[str, str]] = {
-    "info": ("deepmorning.platform.cli:info", "Show Ray version, connection, nodes and dashboard."),
+    "info": ("deepmorning.ops.commands:info", "Show Ray version, connection, nodes and dashboard."),
     "nas": ("deepmorning.nas.cli:nas", "Neural Architecture Search with RL (Zoph & Le 2017)."),
     "rl": ("deepmorning.rl.cli:rl", "DQN and DDPG as custom RLlib algorithms."),
     "tune": ("deepmorning.tuning.cli:tune", "Ray Tune studies of the papers' supervised models."),
-    "job": ("deepmorning.platform.jobs:job", "Submit and follow jobs on a Ray cluster."),
-    "cluster": ("deepmorning.platform.clusters:cluster", "Validate, start and stop Ray clusters."),
-    "results": ("deepmorning.platform.cli:results", "Show and plot run directories."),
+    "job": ("deepmorning.ops.jobs:job", "Submit and follow jobs on a Ray cluster."),
+    "cluster": ("deepmorning.ops.clusters:cluster", "Validate, start and stop Ray clusters."),
+    "results": ("deepmorning.ops.commands:results", "Show and plot run directories."),
 }
 
 
@@ -85,6 +90,53 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+_RESUME: dict[str, str | None] = {"command": None}
+
+
+def _note_resume_command(run: rundir.RunDir) -> None:
+    """Remember the command line continuing ``run``, when the running command has --resume."""
+    _RESUME["command"] = None
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or not any(p.name == "resume" for p in ctx.command.params):
+        return
+    args = [shlex.quote(str(ctx.params[p.name])) for p in ctx.command.params
+            if isinstance(p, click.Argument) and ctx.params.get(p.name) is not None]
+    _RESUME["command"] = " ".join([ctx.command_path, *args, "--resume",
+                                   shlex.quote(run.location)])
+
+
+rundir.ACTIVATE_HOOKS.append(_note_resume_command)
+
+
+def _interrupted() -> str:
+    """The Ctrl-C line: what was kept and the command that continues it."""
+    run = rundir.active_run()
+    if run is None:
+        return "interrupted"
+    resume = _RESUME["command"]
+    how = f"; continue with: {resume}" if resume else ""
+    return f"interrupted; finished work is kept in {errors.log_location(run.location)}{how}"
+
+
+def _mirror_log(run: rundir.RunDir | None, log: str) -> str:
+    """A run at a URI gets its error.log too; return where the log can be read."""
+    if run is None or run.mirror is None or not log.startswith(str(run.path)):
+        return log
+    try:
+        run.sync()
+    except Exception:  # noqa: BLE001 - the local copy still holds it
+        return log
+    return str(run.join(errors.ERROR_LOG))
+
+
+def _runtime_failure(exc: BaseException, args: list[str]) -> str:
+    """One line for a failure that is not the user's: what failed and where its full text is."""
+    run = rundir.active_run()
+    log = errors.write_error_log(exc, run.path if run else None, " ".join(args))
+    log = _mirror_log(run, log)
+    return f"{errors.summarize(exc)} (full text in {errors.log_location(log)})"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn failures into one line."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -96,20 +148,27 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     except click.UsageError as exc:
         where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
-        _fail(f"{where}{exc.format_message()}")
+        _fail(f"{where}{errors.first_line(exc.format_message())}")
     except click.ClickException as exc:  # e.g. a missing file for click.Path(exists=True)
-        _fail(exc.format_message())
-    except click.exceptions.Abort:
-        _fail("aborted", 130)
+        _fail(errors.first_line(exc.format_message()))
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C (KeyboardInterrupt) into Abort; a declined prompt is a bare Abort.
+        _fail(_interrupted() if isinstance(exc.__cause__, KeyboardInterrupt) else "aborted", 130)
+    except KeyboardInterrupt:  # Ctrl-C outside click's own invocation
+        _fail(_interrupted(), 130)
     except DeepmorningError as exc:
         if debug:
             raise
-        _fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        _fail("interrupted; finished work is kept in the run directory", 130)
+        message = str(exc).strip()
+        if len(message.splitlines()) > 1:  # never more than one line, the rest goes to the log
+            run = rundir.active_run()
+            log = errors.write_error_log(exc, run.path if run else None, " ".join(args))
+            log = _mirror_log(run, log)
+            message = f"{errors.first_line(message)} (full text in {errors.log_location(log)})"
+        _fail(message or type(exc).__name__, exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if debug:
             raise
-        _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+        _fail(_runtime_failure(exc, args), 1)
     if isinstance(rv, int) and rv != 0:
         sys.exit(rv)

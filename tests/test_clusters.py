@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, run_cli
 
-from deepmorning.platform import cluster_config, clusters, jobs, storage
+from deepmorning.ops import cluster_config, clusters, jobs, kuberay_config
+from deepmorning.platform import storage
 from deepmorning.platform.errors import DeepmorningError
 
 CLUSTERS = REPO / "clusters"
@@ -96,7 +101,7 @@ def test_broken_copies_fail_with_one_clear_line_each(tmp_path):
     res = run_cli("cluster", "validate", *map(str, files))
     assert res.returncode != 0
     assert "Traceback" not in res.stderr
-    lines = res.stderr.splitlines()
+    lines = res.stdout.splitlines()
     assert [ln for ln in lines if ln.startswith(str(files[0]))] == [
         f"{files[0]}: top level: unknown key 'setup_comands' (did you mean 'setup_commands'?)"
     ]
@@ -105,7 +110,7 @@ def test_broken_copies_fail_with_one_clear_line_each(tmp_path):
     ]
     nameless = [ln for ln in lines if ln.startswith(str(files[2]))]
     assert len(nameless) == 1 and "workerGroupSpecs[0]: missing 'groupName'" in nameless[0]
-    assert error_lines(res.stderr) == ["error: 3 of 3 file(s) failed validation"]
+    assert res.stderr.splitlines() == ["error: 3 of 3 file(s) failed validation"]
 
 
 def _aws() -> dict:
@@ -157,7 +162,7 @@ def test_invalid_yaml_is_one_line(tmp_path):
     path.write_text("cluster_name: [unclosed\n")
     res = run_cli("cluster", "validate", str(path))
     assert res.returncode != 0
-    assert any("not valid YAML at line" in ln for ln in res.stderr.splitlines())
+    assert any("not valid YAML at line" in ln for ln in res.stdout.splitlines())
 
 
 # -- pre-flight of on-prem hosts --------------------------------------------------------------
@@ -172,6 +177,7 @@ def test_preflight_names_the_unreachable_host_instead_of_hanging(tmp_path):
     assert res.returncode != 0
     lines = error_lines(res.stderr)
     assert len(lines) == 1 and "host 127.0.0.1 failed the pre-flight" in lines[0], res.stderr
+    assert res.stderr.splitlines() == lines and "FAIL: 127.0.0.1" in res.stdout
     assert "$ " not in res.stderr  # `ray up` never ran
 
 
@@ -203,8 +209,44 @@ def test_preflight_skips_cloud_providers():
 
 def test_preflight_probes_the_interpreter_the_config_starts_ray_with():
     config = yaml.safe_load((CLUSTERS / "local.yaml").read_text())
-    assert clusters.cluster_python(config) == "~/deepmorning-venv/bin/python"
-    assert clusters.cluster_python(_aws()) == "python3"
+    assert clusters.config_python(config) == "~/deepmorning-venv/bin/python"
+    assert clusters.config_python(_aws()) == "python3"
+
+
+def _fake_python(path: Path) -> Path:
+    """An executable answering the probe like Python 3.99 with Ray 9.9.9 (a marker of ours)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('#!/bin/sh\ncase "$2" in *ray*) echo 9.9.9;; *) echo 3.99.0;; esac\n')
+    path.chmod(0o755)
+    return path
+
+
+def test_probe_quotes_the_config_interpreter_path(tmp_path):
+    """A config-derived path is one shell word: `$(...)` in it never runs on the host."""
+    marker = tmp_path / "pwned"
+    hostile = f"/opt/$(touch${{IFS}}{marker})/bin/python"
+    proc = subprocess.run(["sh", "-c", clusters.probe_script(hostile)], capture_output=True,
+                          text=True, timeout=60)
+    assert not marker.exists()
+    assert proc.stdout.split()[0].count(".") == 2  # it fell back to python3, as it should
+    home = tmp_path / "home"
+    _fake_python(home / "deepmorning venv" / "bin" / "python")
+    proc = subprocess.run(["sh", "-c", clusters.probe_script("~/deepmorning venv/bin/python")],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HOME": str(home)})
+    assert proc.stdout.split() == ["3.99.0", "9.9.9"]  # ~ still means the remote HOME
+
+
+def test_launcher_configs_raise_the_open_file_limit_before_ray_starts():
+    """Ray needs many open files (`ulimit -n`); core dumps (`ulimit -c`) are not what it needs."""
+    for path in sorted(CLUSTERS.glob("*.yaml")):
+        config = yaml.safe_load(path.read_text())
+        for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+            starts = [c for c in config[key] if "ray start" in c]
+            assert starts, (path, key)
+            for command in starts:
+                assert command.lstrip().startswith("ulimit -n "), (path.name, key, command)
+                assert "ulimit -c" not in command
 
 
 @pytest.mark.parametrize(
@@ -298,3 +340,83 @@ def test_grafana_board_queries_the_exported_deepmorning_metrics():
     titles = " ".join(p["title"] for p in board["panels"]).lower()
     for word in ("nas", "reward", "episode return", "steps per second", "trials", "best metric"):
         assert word in titles
+
+
+# -- KubeRay behind token authentication ----------------------------------------------------------
+KUBERAY = sorted((CLUSTERS / "kuberay").glob("*.yaml"))
+
+
+def _raycluster() -> dict:
+    return yaml.safe_load((CLUSTERS / "kuberay" / "raycluster.yaml").read_text())
+
+
+def _ray_containers(doc: dict) -> list[dict]:
+    spec = doc["spec"]
+    groups = [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
+    return [c for g in groups for c in g["template"]["spec"]["containers"]]
+
+
+def test_shipped_kuberay_manifests_have_token_auth_and_validate_without_warnings():
+    for path in KUBERAY:
+        assert cluster_config.warnings_of(path) == [], path
+    res = run_cli("cluster", "validate", *map(str, KUBERAY))
+    assert res.returncode == 0 and "warning" not in res.stderr, res.stderr
+    for container in _ray_containers(_raycluster()):
+        env = {e["name"]: e for e in container["env"]}
+        assert env["RAY_AUTH_MODE"]["value"] == "token"
+        assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "deepmorning-ray-token"
+    job = yaml.safe_load((CLUSTERS / "kuberay" / "rayjob.yaml").read_text())
+    assert job["spec"]["rayClusterSpec"]["authOptions"]["mode"] == "token"
+
+
+def test_a_manifest_without_auth_validates_with_a_warning(tmp_path):
+    doc = _raycluster()
+    for container in _ray_containers(doc):
+        del container["env"]
+    res = run_cli("cluster", "validate", str(_write(tmp_path, "open.yaml", doc)))
+    assert res.returncode == 0 and "ok: " in res.stdout
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: ")
+    assert "without token authentication" in lines[0] and "can submit jobs" in lines[0]
+
+
+def test_half_configured_auth_is_a_problem_and_a_literal_token_a_warning():
+    doc = _raycluster()
+    del _ray_containers(doc)[1]["env"]  # the GPU workers would never join the head
+    problems = cluster_config.validate_kuberay(doc)
+    assert len(problems) == 1 and "workerGroupSpecs[0]" in problems[0]
+    assert "RAY_AUTH_MODE=token is missing" in problems[0]
+    doc = _raycluster()
+    _ray_containers(doc)[0]["env"][1] = {"name": "RAY_AUTH_TOKEN", "value": "hunter2"}
+    assert cluster_config.validate_kuberay(doc) == []
+    [warning] = kuberay_config.auth_warnings(doc)
+    assert "headGroupSpec" in warning and "written in the manifest" in warning
+    job = yaml.safe_load((CLUSTERS / "kuberay" / "rayjob.yaml").read_text())
+    del job["spec"]["rayClusterSpec"]["authOptions"]
+    for group in [job["spec"]["rayClusterSpec"]["headGroupSpec"],
+                  *job["spec"]["rayClusterSpec"]["workerGroupSpecs"]]:
+        group["template"]["spec"]["containers"][0]["env"] = _ray_containers(_raycluster())[0]["env"]
+    assert any(p.startswith("spec.submitterPodTemplate") for p in
+               cluster_config.validate_kuberay(job))
+
+
+def test_dashboard_of_a_raycluster_is_a_kubectl_port_forward_with_the_token_hint():
+    doc = _raycluster()
+    assert clusters.port_forward_command(doc, 8265) == [
+        "kubectl", "port-forward", "svc/deepmorning-head-svc", "8265:8265"]
+    doc["metadata"]["namespace"] = "ml"
+    assert clusters.port_forward_command(doc, 9000)[2:4] == ["-n", "ml"]
+    hint = clusters.token_hint(doc)
+    assert "kubectl get secret deepmorning-ray-token" in hint and "base64 -d" in hint
+    job = yaml.safe_load((CLUSTERS / "kuberay" / "rayjob.yaml").read_text())
+    with pytest.raises(DeepmorningError, match="rayClusterName"):
+        clusters.port_forward_command(job, 8265)
+
+
+def test_dashboard_without_kubectl_is_one_line():
+    bin_dir = str(Path(sys.executable).parent)  # python and ray, no kubectl
+    assert shutil.which("kubectl", path=bin_dir) is None
+    res = run_cli("cluster", "dashboard", "kuberay/raycluster", cwd=REPO, env={"PATH": bin_dir})
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode != 0 and len(lines) == 1, res.stderr
+    assert "kubectl is not installed" in lines[0] and "svc/deepmorning-head-svc" in lines[0]

@@ -3,17 +3,25 @@
 The head gets a PATH without this virtualenv's bin/ and no VIRTUAL_ENV, so a bare `python` in an
 entrypoint would be some other interpreter without Ray: the jobs only succeed because the
 entrypoint finds the interpreter that runs the cluster's Ray.
+
+The head runs with token authentication, its token in a temporary file named by
+RAY_AUTH_TOKEN_PATH, and every process of this module gets a temporary HOME: nothing is written
+to the user's ~/.ray.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -43,17 +51,26 @@ def _head_env() -> dict[str, str]:
     return env
 
 
-def _ensure_token() -> None:
-    """`ray start --head` turns token auth on when ~/.ray/auth_token exists (Ray 2.60)."""
-    ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
-    subprocess.run([ray_bin, "get-auth-token", "--generate"], capture_output=True, timeout=60,
-                   check=True)
+@pytest.fixture(scope="module")
+def token_home(tmp_path_factory) -> Iterator[Path]:
+    """A temporary HOME and a token file named by RAY_AUTH_TOKEN_PATH, for every process here.
+
+    `ray start --head` turns token authentication on when a token is available (Ray 2.60); the
+    token is ours, in a temporary file, never `ray get-auth-token --generate`'s ~/.ray.
+    """
+    home = tmp_path_factory.mktemp("home")
+    token = tmp_path_factory.mktemp("token") / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        mp.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+        mp.delenv("RAY_AUTH_TOKEN", raising=False)
+        yield home
 
 
 @pytest.fixture(scope="module")
-def jobs_head() -> Iterator[JobsHead]:
+def jobs_head(token_home) -> Iterator[JobsHead]:
     """`ray start --head --block` on free ports with a metrics port and its own temp dir."""
-    _ensure_token()
     ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
     port, dash, metrics = free_port(), free_port(), free_port()
     temp_dir = Path(tempfile.mkdtemp(prefix="dmj", dir="/tmp"))  # short: unix socket paths
@@ -226,6 +243,44 @@ def test_submitted_nas_search_exports_its_metrics(jobs_head, tmp_path):
     assert not (out / "summary.json").exists()  # stopped, not finished: resumable
 
 
+def test_stop_with_timeout_zero_asks_and_returns(jobs_head):
+    res = job(jobs_head, "submit", "--no-wait", "--", "cluster", "selftest", "--duration", "300")
+    job_id = job_id_of(res.stdout)
+    stopped = job(jobs_head, "stop", "--timeout", "0", job_id)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "Traceback" not in stopped.stderr and f"job {job_id}" in stopped.stdout
+    _wait_for(lambda: "STOPPED" in job(jobs_head, "status", job_id).stdout, 120)
+
+
+FOLLOW_SCRIPT = """
+import sys
+from ray.job_submission import JobSubmissionClient
+from deepmorning.ops import jobs
+
+class Counting(JobSubmissionClient):
+    fetched = 0
+    def get_job_logs(self, job_id):
+        Counting.fetched += 1
+        return super().get_job_logs(job_id)
+
+jobs.use_token_if_available()
+client = Counting(sys.argv[1])
+status = jobs.follow(client, sys.argv[1], sys.argv[2])
+print(f"\\nstatus={status} full-log-fetches={Counting.fetched}")
+"""
+
+
+def test_follow_streams_the_log_once_instead_of_refetching_it(jobs_head):
+    """`job logs --follow` reads Ray's log stream; it does not refetch the whole log each poll."""
+    res = job(jobs_head, "submit", "--no-wait", "--", "cluster", "selftest", "--duration", "6")
+    job_id = job_id_of(res.stdout)
+    proc = subprocess.run([sys.executable, "-c", FOLLOW_SCRIPT, jobs_head.dashboard_url, job_id],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "selftest ok" in proc.stdout
+    assert "status=SUCCEEDED full-log-fetches=0" in proc.stdout
+
+
 def test_job_stuck_pending_is_reported_with_its_setup_log(jobs_head):
     """No node has a GPU: the job waits for one until Ray's start timeout (PENDING_LIMIT_S)."""
     res = job(jobs_head, "submit", "--gpus", "1", "--pending-timeout", "5", "--", "info")
@@ -264,3 +319,61 @@ def test_address_comes_from_the_environment(jobs_head):
 def test_submit_needs_a_command():
     res = run_cli("job", "submit", "--address", "http://127.0.0.1:1")
     assert res.returncode != 0 and "Traceback" not in res.stderr
+
+
+class PortForward:
+    """A TCP relay from a free loopback port to the dashboard: what `kubectl port-forward` does."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_jobs_go_through_a_port_forward_with_the_token_from_the_environment(jobs_head,
+                                                                            tmp_path):
+    """KubeRay's way: the token exported from its Secret as RAY_AUTH_TOKEN, the dashboard on
+    the local end of a port-forward. RAY_AUTH_TOKEN wins over a stale token file."""
+    token = Path(os.environ["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
+    stale = tmp_path / "stale_token"
+    stale.write_text("f" * 64)
+    forward = PortForward(int(jobs_head.dashboard_url.rsplit(":", 1)[1]))
+    url = f"http://127.0.0.1:{forward.port}"
+    try:
+        res = run_cli("job", "submit", "--address", url, "--", "info",
+                      env={"RAY_AUTH_TOKEN": token, "RAY_AUTH_TOKEN_PATH": str(stale)})
+        assert res.returncode == 0, res.stderr
+        assert "SUCCEEDED" in res.stdout and "connection" in res.stdout  # logs came through
+        refused = run_cli("job", "list", "--address", url,
+                          env={"RAY_AUTH_TOKEN_PATH": str(stale)})
+        line = one_error(refused)
+        assert "rejected our authentication token" in line and "token Secret" in line
+    finally:
+        forward.close()
+
+
+def test_nothing_was_written_to_home(jobs_head, token_home):
+    """Runs after the jobs above: the head, the CLI and the jobs left HOME without a ~/.ray."""
+    assert not (token_home / ".ray").exists()

@@ -58,7 +58,8 @@ def test_info_on_embedded_ray():
     assert res.returncode == 0, res.stderr
     assert "embedded" in res.stdout
     assert re.search(r"ray\s+│\s+2\.60", res.stdout)
-    assert "127.0.0.1" in res.stdout  # the dashboard binds to loopback
+    # the dashboard row itself: served, and on loopback (not the node IP, not 0.0.0.0)
+    assert re.search(r"^│ dashboard\s+│ http://127\.0\.0\.1:\d+\s+│$", res.stdout, re.M), res.stdout
 
 
 def test_info_against_a_head_node(ray_head):

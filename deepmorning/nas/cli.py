@@ -73,12 +73,13 @@ def nas() -> None:
 @click.option("--cluster-config", type=click.Path(path_type=Path),
               help="Ray launcher YAML or KubeRay manifest: node types the autoscaler can add "
                    "(default: what the running cluster publishes).")
-@click.option("--output", type=click.Path(path_type=Path), help="Run directory to create.")
-@click.option("--resume", type=click.Path(path_type=Path), help="Continue an unfinished run.")
+@click.option("--output", type=click.Path(),
+              help="Run directory to create: a path, or a URI (s3://, gs://, file://).")
+@click.option("--resume", type=click.Path(), help="Continue an unfinished run (path or URI).")
 @click.pass_obj
 def search_cmd(settings, preset: str, search_space: str, config_file: Path | None,
                predict_strides: bool | None, cluster_config: Path | None,
-               output: Path | None, resume: Path | None, **flags: Any) -> None:
+               output: str | None, resume: str | None, **flags: Any) -> None:
     """Search CNN architectures or recurrent cells; writes history.csv, best.json, summary.json
     and plots."""
     from deepmorning.nas.config import NASConfig, load_config
@@ -122,7 +123,7 @@ def search_cmd(settings, preset: str, search_space: str, config_file: Path | Non
             run, resumed = open_or_create(group="nas", name=f"search-{cfg.strategy}",
                                           config=cfg.to_dict(), output=target, resume=None)
         console.console.print(
-            f"NAS {'resuming' if resumed else 'starting'}: {run.path}  "
+            f"NAS {'resuming' if resumed else 'starting'}: {run.location}  "
             f"(S={cfg.param_servers} K={cfg.controllers} m={cfg.children_per_controller}, "
             f"{cfg.max_children} {cfg.search_space} children, {cfg.strategy})"
         )
@@ -155,13 +156,13 @@ def check_resources(cfg, conn: runtime.Connection, node_types=None) -> str | Non
 
 
 @nas.command("train")
-@click.argument("search_dir", type=click.Path(path_type=Path))
+@click.argument("search_dir", type=click.Path())
 @click.option("--epochs", type=click.IntRange(min=1),
               help="Training epochs (default: 4x the search's child epochs).")
-@click.option("--output", type=click.Path(path_type=Path),
+@click.option("--output", type=click.Path(),
               help="Run directory (default: SEARCH_DIR/final).")
 @click.pass_obj
-def train_cmd(settings, search_dir: Path, epochs: int | None, output: Path | None) -> None:
+def train_cmd(settings, search_dir: str, epochs: int | None, output: str | None) -> None:
     """Retrain the best architecture of a search for longer and report test accuracy."""
     from deepmorning.nas.final import train_best
 

@@ -42,7 +42,7 @@ def _train(arch_dict: dict, cfg: NASConfig, child: ChildConfig) -> dict[str, Any
     return fit(Architecture.from_dict(arch_dict), data, child, test=True)
 
 
-def train_best(source: RunDir, *, epochs: int | None, output: Path | None,
+def train_best(source: RunDir, *, epochs: int | None, output: str | Path | None,
                gpus: int) -> dict[str, Any]:
     cfg = NASConfig.from_dict(source.config)
     best = read_json(source.path / "best.json")
@@ -51,9 +51,9 @@ def train_best(source: RunDir, *, epochs: int | None, output: Path | None,
                                 gpus=gpus, seed=child_seed(cfg.seed, int(best["child_id"])))
     run, _ = open_or_create(
         group="nas", name="train",
-        config={"search": str(source.path), "architecture": best["arch"],
+        config={"search": source.location, "architecture": best["arch"],
                 "child": dataclasses.asdict(child), "dataset": cfg.dataset},
-        output=output or source.path / "final", resume=None,
+        output=output or source.join("final"), resume=None,
     )
     arch = arch_from_dict(best["arch"])
     console.console.print(f"training {arch.summary()} for {child.epochs} epochs on "
@@ -80,5 +80,5 @@ def train_best(source: RunDir, *, epochs: int | None, output: Path | None,
     plot_run(run)
     run.finish(summary)
     console.print_kv("final training", summary)
-    console.console.print(f"run directory: {run.path}")
+    console.console.print(f"run directory: {run.location}")
     return summary

@@ -50,13 +50,19 @@ from deepmorning.nas.controller import advantages_and_baseline
 from deepmorning.nas.plots import plot_run
 from deepmorning.nas.spaces import arch_from_dict
 from deepmorning.platform import console
-from deepmorning.platform.errors import DeepmorningError
+from deepmorning.platform.errors import DeepmorningError, summarize
 from deepmorning.platform.metrics import RunMetrics
 from deepmorning.platform.rundir import RunDir
+from deepmorning.platform.tracking import TensorBoard
 
 JOURNAL = "journal.jsonl"
 SAMPLED = "sampled"  # checkpoints/sampled/<batch>.pt: the parameters a batch was sampled with
 HISTORY = "history.csv"
+
+
+def child_error(exc: BaseException) -> str:
+    """The ``error`` cell of a failed child: one line, even for an empty message."""
+    return summarize(exc)[:200]
 
 
 @dataclass
@@ -183,6 +189,7 @@ class Search:
             "nas_best_reward": "best reward so far",
             "nas_baseline": "REINFORCE moving-average baseline",
         })
+        self.tensorboard = TensorBoard(run)
         if resumed and (run.checkpoints / "search.pt").is_file() and not (
                 run.checkpoints / JOURNAL).is_file():
             raise DeepmorningError(f"{run.path} was checkpointed by an older deepmorning "
@@ -321,6 +328,8 @@ class Search:
         if closed is not None:
             self._record({"e": "updated", "batch": closed})
             self._params_path(closed).unlink(missing_ok=True)
+            self.tensorboard.flush()
+            self.run.sync(force=False)  # a run at a URI: the journal reaches it per update
         if sampled is not None:
             result = out["sample"]
             if result["params"] is not None:
@@ -345,7 +354,7 @@ class Search:
             status = "ok"
         except Exception as exc:  # noqa: BLE001 - retries are spent: record and go on
             status = "failed"
-            result = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[-1][:200]}"}
+            result = {"error": child_error(exc)}
         row = self._row(batch, child, status, result)
         self._record({"e": "child", "batch": batch.batch_id, "child_id": child.child_id,
                       "status": status, "result": result, "row": row})
@@ -355,6 +364,13 @@ class Search:
             self.metrics.set("nas_last_reward", reward)
             self.metrics.set("nas_best_reward", float(self.journal.best["reward"]))
             self.metrics.set("nas_children_done", self.journal.children_done)
+            j = self.journal
+            self.tensorboard.scalars(child.child_id, {
+                "nas/reward": reward, "nas/val_acc": result.get("val_acc"),
+                "nas/val_ppl": result.get("val_ppl"), "nas/params": result.get("params"),
+                "nas/best_reward": j.best["reward"], "nas/baseline": j.baseline,
+                "nas/children_done": j.children_done,
+            })
         if batch.complete():
             self._advance(batch.replica)
 
@@ -434,6 +450,7 @@ class Search:
             self.run.write_json("best.json", {**j.best, "summary": best_arch.summary()})
         plot_run(self.run)
         self.journal.close()
+        self.tensorboard.close()
         self.run.finish(summary)
         if not top.empty:
             console.print_table("top architectures", top.to_dict("records"),
@@ -442,7 +459,7 @@ class Search:
                                                  if k != "best_architecture"})
         if best_arch:
             console.console.print(f"[bold]best architecture[/bold]: {best_arch.summary()}")
-        console.console.print(f"run directory: {self.run.path}")
+        console.console.print(f"run directory: {self.run.location}")
         return summary
 
 

@@ -36,14 +36,16 @@ def plotter_for(group: str) -> Callable[[RunDir], list[Path]]:
 
 def plot(path: str | Path) -> list[Path]:
     run = RunDir.open(path)
-    return plotter_for(run.info["group"])(run)
+    paths = plotter_for(run.info["group"])(run)
+    run.sync()  # a run at a URI gets its new plots
+    return paths
 
 
 def show(path: str | Path, rows: int = 10) -> None:
     run = RunDir.open(path)
     info = run.info
     console.console.print(
-        f"[bold]{run.path}[/bold]  {info['group']}/{info['name']}  status: {info['status']}"
+        f"[bold]{run.location}[/bold]  {info['group']}/{info['name']}  status: {info['status']}"
     )
     if run.is_finished():
         console.print_kv("summary", _flatten(run.summary))

@@ -10,8 +10,10 @@ A run directory holds::
     checkpoints/      whatever the job needs to resume
 
 Re-using the directory of an unfinished run requires ``--resume``; a finished run is never
-overwritten. Writes of JSON files are atomic (write to a temporary file, then rename), so a
-killed driver leaves either the old or the new file, never half of one.
+overwritten. A run directory may be a URI (``s3://…``, ``gs://…``, ``file://…``): the job works
+in a local copy that :mod:`deepmorning.platform.remote` mirrors to it. Writes of JSON files are
+atomic (write to a temporary file, then rename), so a killed driver leaves either the old or the
+new file, never half of one.
 """
 
 from __future__ import annotations
@@ -19,19 +21,48 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deepmorning import __version__
+from deepmorning.platform import remote
 from deepmorning.platform.errors import DeepmorningError
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
+
+
+#: The run this process is writing (the last one created or resumed): where the CLI puts
+#: ``error.log`` when a run fails.
+_ACTIVE: dict[str, Any] = {"run": None}
+
+#: Called with every run this process creates or resumes (the CLI notes how to continue it).
+ACTIVATE_HOOKS: list[Callable[[RunDir], None]] = []
+
+
+def active_run() -> RunDir | None:
+    return _ACTIVE["run"]
+
+
+def _activate(run: RunDir) -> None:
+    _ACTIVE["run"] = run
+    for hook in ACTIVATE_HOOKS:
+        hook(run)
+
+
+def append_text(run_path: str | os.PathLike, name: str, text: str) -> str:
+    """Append ``text`` to the file ``name`` of a run directory; return the file's path."""
+    path = Path(run_path) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fh.write(text)
+    return str(path)
 
 
 def default_output(group: str, name: str, root: str | Path = "runs") -> Path:
@@ -73,35 +104,65 @@ def read_json(path: Path) -> Any:
 
 @dataclass
 class RunDir:
-    """A run directory on disk; see the module docstring for its layout.
+    """A run directory; see the module docstring for its layout.
 
-    ``path`` is made absolute once, here: Ray, RLlib and Tune treat a relative path as a URI
-    without a scheme (``ArrowInvalid: URI has empty scheme``) and resolve it against their own
-    working directories, so every path the platform hands them derives from this one.
+    ``path`` is the local directory the job writes (made absolute once, here: Ray, RLlib and
+    Tune treat a relative path as a URI without a scheme and resolve it against their own
+    working directories). For a run at a URI, ``path`` is its local working copy and ``mirror``
+    copies it to the URI; ``location`` is what to show the user either way.
     """
 
     path: Path
+    mirror: remote.Mirror | None = None
 
     def __post_init__(self) -> None:
         self.path = Path(self.path).expanduser().absolute()
+
+    @classmethod
+    def at(cls, target: str | Path) -> RunDir:
+        """The run directory at a local path or a URI (nothing is read or written yet)."""
+        if remote.is_remote(target):
+            mirror = remote.Mirror.of(str(target))
+            return cls(mirror.local, mirror)
+        return cls(Path(target))
+
+    @property
+    def location(self) -> str:
+        return self.mirror.uri if self.mirror is not None else str(self.path)
+
+    def join(self, name: str) -> str | Path:
+        """A location inside this run directory (a URI for a run at a URI)."""
+        return f"{self.mirror.uri}/{name}" if self.mirror is not None else self.path / name
+
+    def sync(self, force: bool = True) -> None:
+        """Mirror the local copy to the URI now (a no-op for a local run)."""
+        if self.mirror is not None:
+            self.mirror.sync(force=force)
 
     # -- creation -----------------------------------------------------------------------------
     @classmethod
     def ensure_new(cls, path: str | Path) -> RunDir:
         """Refuse a directory that holds a run or other files (checked before any work)."""
-        run = cls(Path(path))
-        if run.exists():
-            if run.is_finished():
+        run = cls.at(path)
+        if run.mirror is not None:
+            files = run.mirror.remote_files()
+            holds_run, finished = RUN_FILE in files, SUMMARY_FILE in files
+            nonempty = bool(files)
+        else:
+            holds_run, finished = run.exists(), run.is_finished()
+            nonempty = run.path.exists() and any(run.path.iterdir())
+        if holds_run:
+            if finished:
                 raise DeepmorningError(
-                    f"{run.path} already holds a finished run; choose another --output"
+                    f"{run.location} already holds a finished run; choose another --output"
                 )
             raise DeepmorningError(
-                f"{run.path} holds an unfinished run; continue it with --resume {run.path} "
-                "or choose another --output"
+                f"{run.location} holds an unfinished run; continue it with --resume "
+                f"{run.location} or choose another --output"
             )
-        if run.path.exists() and any(run.path.iterdir()):
+        if nonempty:
             raise DeepmorningError(
-                f"{run.path} is not empty and is not a deepmorning run directory"
+                f"{run.location} is not empty and is not a deepmorning run directory"
             )
         return run
 
@@ -109,6 +170,8 @@ class RunDir:
     def create(cls, path: str | Path, group: str, name: str, config: Mapping[str, Any]) -> RunDir:
         """Start a new run in ``path``; refuse a directory that already holds a run."""
         run = cls.ensure_new(path)
+        if run.mirror is not None:
+            shutil.rmtree(run.path, ignore_errors=True)  # a stale working copy of an old run
         run.checkpoints.mkdir(parents=True, exist_ok=True)
         now = time.time()
         write_json_atomic(run.path / CONFIG_FILE, dict(config))
@@ -123,16 +186,28 @@ class RunDir:
                 "deepmorning_version": __version__,
             },
         )
+        run.sync()
+        _activate(run)
         return run
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
         """Open an existing run directory (for ``results``, ``evaluate`` and friends)."""
-        run = cls(Path(path))
+        run = cls.at(path)
+        if run.mirror is not None:
+            if not run.mirror.is_dir():
+                raise DeepmorningError(f"run directory {run.location} does not exist")
+            if not run.mirror.has_file(RUN_FILE):
+                raise DeepmorningError(
+                    f"{run.location} is not a deepmorning run directory (no {RUN_FILE})"
+                )
+            run.mirror.download()
         if not run.path.is_dir():
-            raise DeepmorningError(f"run directory {run.path} does not exist")
+            raise DeepmorningError(f"run directory {run.location} does not exist")
         if not run.exists():
-            raise DeepmorningError(f"{run.path} is not a deepmorning run directory (no {RUN_FILE})")
+            raise DeepmorningError(
+                f"{run.location} is not a deepmorning run directory (no {RUN_FILE})"
+            )
         return run
 
     @classmethod
@@ -141,11 +216,13 @@ class RunDir:
         run = cls.open(path)
         if group is not None and run.info["group"] != group:
             raise DeepmorningError(
-                f"{run.path} is a '{run.info['group']}' run, not a '{group}' run"
+                f"{run.location} is a '{run.info['group']}' run, not a '{group}' run"
             )
         if run.is_finished():
-            raise DeepmorningError(f"{run.path} is already finished; nothing to resume")
+            raise DeepmorningError(f"{run.location} is already finished; nothing to resume")
         run._update_info(status="running")
+        run.sync()
+        _activate(run)
         return run
 
     # -- state --------------------------------------------------------------------------------
@@ -180,6 +257,7 @@ class RunDir:
     def write_json(self, name: str, obj: Any) -> Path:
         path = self.path / name
         write_json_atomic(path, obj)
+        self.sync(force=False)
         return path
 
     def append_rows(self, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
@@ -202,6 +280,7 @@ class RunDir:
                 writer.writerow({k: _csv_cell(v) for k, v in row.items()})
             fh.flush()
             os.fsync(fh.fileno())
+        self.sync(force=False)
         return path
 
     def read_table(self, name: str):  # -> pandas.DataFrame
@@ -222,6 +301,7 @@ class RunDir:
         """Write ``summary.json`` (marking the run finished)."""
         path = self.write_json(SUMMARY_FILE, dict(summary))
         self._update_info(status="finished")
+        self.sync()
         return path
 
 
@@ -252,8 +332,14 @@ def open_or_create(
     it from ``run.config``.
     """
     if resume is not None:
-        if output is not None and Path(output).absolute() != Path(resume).absolute():
+        if output is not None and not _same_place(output, resume):
             raise DeepmorningError("give either --output or --resume, not both")
         return RunDir.resume(resume, group=group), True
-    path = Path(output) if output is not None else default_output(group, name)
+    path = output if output is not None else default_output(group, name)
     return RunDir.create(path, group, name, config), False
+
+
+def _same_place(a: str | Path, b: str | Path) -> bool:
+    if remote.is_remote(a) or remote.is_remote(b):
+        return str(a).rstrip("/") == str(b).rstrip("/")
+    return Path(a).absolute() == Path(b).absolute()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from deepmorning.platform.errors import DeepmorningError
+from deepmorning.platform.errors import DeepmorningError, describe_exception
 
 LOOPBACK = "127.0.0.1"
 
@@ -100,10 +100,16 @@ def check_reachable(host: str, port: int, timeout: float = 3.0) -> None:
         raise DeepmorningError(f"cannot reach a Ray cluster at {host}:{port} ({reason})") from exc
 
 
-def _quiet_ray_logs() -> None:
-    # Ray's own warnings (token auth defaults, metrics exporter) are not the user's business on
-    # every command; they stay in the session logs.
-    for name in ("ray", "ray._private.authentication.authentication_token_setup"):
+#: Ray loggers whose notices (token auth defaults, the Jobs client's packaging chatter) are not
+#: the user's business on every command; they stay in Ray's session logs.
+RAY_CHATTER = ("ray", "ray._private.authentication.authentication_token_setup",
+               "ray.dashboard.modules.dashboard_sdk", "ray._private.runtime_env.packaging",
+               "ray._private.runtime_env.working_dir")
+
+
+def quiet_ray_logs() -> None:
+    """Raise Ray's chattiest loggers to ERROR in this process."""
+    for name in RAY_CHATTER:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -120,7 +126,7 @@ def connect(
 
     if ray.is_initialized():
         return describe()
-    _quiet_ray_logs()
+    quiet_ray_logs()
     if address in (None, "", "local"):
         try:
             ray.init(
@@ -133,7 +139,9 @@ def connect(
                 configure_logging=False,
             )
         except Exception as exc:  # noqa: BLE001 - any start failure becomes one line
-            raise DeepmorningError(f"could not start an embedded Ray: {exc}") from exc
+            raise DeepmorningError(
+                f"could not start an embedded Ray: {describe_exception(exc)}"
+            ) from exc
     else:
         if address != "auto":
             host, port = parse_gcs_address(address)
@@ -148,7 +156,9 @@ def connect(
                     "; if the cluster uses token authentication, set RAY_AUTH_TOKEN to the "
                     "output of `ray get-auth-token` on its head node"
                 )
-            raise DeepmorningError(f"cannot connect to Ray at {address}: {exc}{hint}") from exc
+            raise DeepmorningError(
+                f"cannot connect to Ray at {address}: {describe_exception(exc)}{hint}"
+            ) from exc
     conn = describe()
     conn.mode = "embedded" if address in (None, "", "local") else "cluster"
     return conn

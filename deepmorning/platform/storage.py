@@ -39,6 +39,16 @@ def is_uri(path: str | os.PathLike) -> bool:
     return bool(sep) and scheme.isidentifier() and scheme.lower() != "file"
 
 
+def local_path(path: str | os.PathLike) -> Path:
+    """A local path, from a plain path or a ``file://`` URI."""
+    text = str(path)
+    if text.lower().startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(text).path))
+    return Path(text).expanduser().absolute()
+
+
 def _mounts() -> list[tuple[str, str]]:
     """``(mount point, filesystem type)`` pairs of this machine, longest mount point first."""
     try:
@@ -72,7 +82,7 @@ def is_shared_path(path: str | os.PathLike) -> bool:
     """Whether every node of a cluster can be expected to see ``path``."""
     if is_uri(path):
         return True
-    target = Path(path).expanduser().absolute()
+    target = local_path(path)
     if _declared_shared(target):
         return True
     return filesystem_of(target)[1] in SHARED_FS_TYPES
@@ -96,7 +106,7 @@ def check_shared_output(path: str | os.PathLike, num_nodes: int | None = None) -
     nodes = cluster_node_count() if num_nodes is None else num_nodes
     if nodes <= 1 or is_shared_path(path):
         return
-    target = Path(path).expanduser().absolute()
+    target = local_path(path)
     mount, fstype = filesystem_of(target)
     raise DeepmorningError(
         f"output path {target} is on this node's local disk ({fstype} at {mount}) but the "

@@ -41,9 +41,9 @@ def rl() -> None:
                    "preset's checkpoint_min_steps may space them further.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override one preset hyperparameter (repeatable), e.g. --set lr=1e-3.")
-@click.option("--output", type=click.Path(path_type=Path), default=None,
+@click.option("--output", type=click.Path(), default=None,
               help="Run directory (default: runs/rl-ALGO-ENV-TIMESTAMP).")
-@click.option("--resume", type=click.Path(path_type=Path), default=None,
+@click.option("--resume", type=click.Path(), default=None,
               help="Continue an unfinished run from its latest checkpoint.")
 @click.pass_obj
 def train_cmd(settings, algo: str, env_id: str | None, preset: str | None, timesteps: int | None,
@@ -92,7 +92,7 @@ def parse_overrides(items: tuple[str, ...]) -> dict:
 
 
 @rl.command("evaluate")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=click.Path())
 @click.option("--episodes", type=int, default=None, help="Episodes (default: the run's setting).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def evaluate_cmd(run_dir: Path, episodes: int | None, seed: int) -> None:

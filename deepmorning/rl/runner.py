@@ -138,6 +138,7 @@ def save_checkpoint(algo: Any, run: rundir.RunDir) -> Path:
     tmp.rename(final)
     for old in checkpoints(run)[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
+    run.sync()  # a run at a URI: every checkpoint reaches it
     return final
 
 
@@ -226,10 +227,10 @@ def evaluate(run_dir: str | Path, episodes: int | None = None,
     run = rundir.RunDir.open(run_dir)
     cfg = run.config
     if cfg.get("algo") is None or "env" not in cfg:
-        raise DeepmorningError(f"{run.path} is not an rl run directory")
+        raise DeepmorningError(f"{run.location} is not an rl run directory")
     checkpoint = latest_checkpoint(run)
     if checkpoint is None:
-        raise DeepmorningError(f"{run.path} has no checkpoint to evaluate")
+        raise DeepmorningError(f"{run.location} has no checkpoint to evaluate")
     registry.get(cfg["algo"])  # algorithm module imported: its RLModule class is importable
     episodes = int(episodes or cfg.get("eval_episodes", 10))
     if episodes <= 0:
@@ -289,19 +290,28 @@ def train(req: TrainRequest) -> dict[str, Any]:
     from deepmorning.platform.console import console, print_kv, progress
     from deepmorning.platform.metrics import RunMetrics
     from deepmorning.platform.runtime import connect
+    from deepmorning.platform.storage import check_shared_output
 
     if req.resume is not None:
         cfg = None
     else:
         cfg = resolve_config(req)
     name = f"{req.algo}-{env_slug(req.env)}" if req.env else req.algo
+    if req.resume is None:
+        if req.output is not None:
+            rundir.RunDir.ensure_new(req.output)  # a bad --output fails before Ray starts,
+        conn = connect(req.address)  # and a new run directory appears only once Ray is there
+        # RLlib copies remote learners' and EnvRunners' checkpoint files back to the driver,
+        # but the run must outlive the head: on several nodes, shared storage or a URI.
+        check_shared_output(req.output or "runs", len(conn.nodes))
     run, resumed = rundir.open_or_create(group="rl", name=name, config=cfg or {},
                                          output=req.output, resume=req.resume)
     cfg = run.config
     if resumed and cfg.get("algo") != req.algo:
-        raise DeepmorningError(f"{run.path} is a {cfg.get('algo')} run, not {req.algo}")
+        raise DeepmorningError(f"{run.location} is a {cfg.get('algo')} run, not {req.algo}")
     spec = registry.get(cfg["algo"])
-    connect(req.address)
+    if resumed:
+        connect(req.address)
     logging.getLogger("ray.rllib").setLevel(logging.ERROR)  # "new API stack" notices etc.
     algo = spec.build_config(cfg).build_algo()
     start_wall = 0.0
@@ -315,7 +325,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
     metrics = RunMetrics(run=run.path.name, area="rl")
     if not req.quiet:
         console.print(f"[bold]{cfg['algo']}[/bold] on {cfg['env']} (preset {cfg['preset']}, "
-                      f"{cfg['timesteps']} env steps) -> {run.path}"
+                      f"{cfg['timesteps']} env steps) -> {run.location}"
                       + (" (resumed)" if resumed else ""))
     summary = _train_loop(algo, run, cfg, metrics, progress, start_wall, req.quiet)
     algo.stop()
@@ -342,8 +352,10 @@ def _checkpoint_due(row: Mapping[str, Any], cfg: Mapping[str, Any],
 
 def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: Any,
                 progress: Any, start_wall: float, quiet: bool) -> dict[str, Any]:
+    from deepmorning.platform.tracking import TensorBoard
     from deepmorning.rl.plots import plot_run
 
+    tensorboard = TensorBoard(run)
     timesteps, eval_every = cfg["timesteps"], cfg["eval_every"]
     previous = run.read_table(PROGRESS)
     steps = int(previous["env_steps"].iloc[-1]) if not previous.empty else 0
@@ -374,7 +386,9 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
                 next_eval = (steps // eval_every + 1) * eval_every
                 best_eval = max(best_eval, row["eval_return_mean"])
             run.append_rows(PROGRESS, [row])
+            tensorboard.scalars(steps, {f"rl/{k}": v for k, v in row.items() if k != "env_steps"})
             if _checkpoint_due(row, cfg, last_checkpoint_steps):
+                tensorboard.flush()
                 save_checkpoint(algo, run)
                 last_checkpoint_steps = steps
             metrics.set("rl_episode_return_mean", row["episode_return_mean"])
@@ -387,6 +401,8 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
                 break
     checkpoint = save_checkpoint(algo, run)
     final_eval = _evaluate_algo(algo, cfg)
+    tensorboard.scalars(steps, {"rl/final_eval_return_mean": final_eval["eval_return_mean"]})
+    tensorboard.close()
     table = run.read_table(PROGRESS)
     wall = float(table["wall_s"].iloc[-1]) if not table.empty else 0.0
     summary = {
@@ -404,6 +420,6 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
         "stopped_at_return": reached_at,
         "checkpoint": str(checkpoint),
     }
-    run.finish(summary)
     plot_run(run)
+    run.finish(summary)  # last, so that a run at a URI gets its plot too
     return summary

@@ -8,9 +8,12 @@ dashboard, Prometheus and the Grafana board in ``clusters/grafana/`` can be chec
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
+from deepmorning.platform import remote
+from deepmorning.platform.errors import DeepmorningError, first_line
 from deepmorning.platform.metrics import RunMetrics
 from deepmorning.platform.storage import check_shared_output
 
@@ -49,8 +52,19 @@ def probe_nodes() -> list[dict[str, Any]]:
 
 
 def check_output(path: str) -> None:
-    """The multi-node storage guard every job applies to its output path."""
+    """The multi-node storage guard every job applies to its output path; a URI must take a
+    file (written and deleted again) with this process's credentials."""
     check_shared_output(path)
+    if remote.is_remote(path):
+        mirror = remote.Mirror.of(path)
+        probe = f"{mirror.root}/.deepmorning-selftest-{os.getpid()}"
+        try:
+            mirror.filesystem.create_dir(mirror.root, recursive=True)
+            with mirror.filesystem.open_output_stream(probe) as fh:
+                fh.write(b"ok")
+            mirror.filesystem.delete_file(probe)
+        except (OSError, ValueError) as exc:
+            raise DeepmorningError(f"cannot write to {path}: {first_line(exc)}") from None
 
 
 def export_metrics(run: str, nodes: int, duration: float) -> None:

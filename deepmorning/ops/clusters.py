@@ -24,7 +24,8 @@ from typing import Any
 
 import click
 
-from deepmorning.platform import cluster_config, console
+from deepmorning.ops import cluster_config, kuberay_config
+from deepmorning.platform import console
 from deepmorning.platform.errors import DeepmorningError
 
 SSH_PORT = 22
@@ -63,16 +64,27 @@ class HostCheck:
     detail: str
 
 
+def shell_path(path: str) -> str:
+    """``path`` as one shell word: quoted, except a leading ``~/`` that becomes ``"$HOME"/``.
+
+    The interpreter path comes from a config file; quoting keeps a path like
+    ``$(cmd)/bin/python`` from running ``cmd`` on the host.
+    """
+    if path == "~" or path.startswith("~/"):
+        return '"$HOME"' + (shlex.quote(path[1:]) if len(path) > 1 else "")
+    return shlex.quote(path)
+
+
 def probe_script(python: str) -> str:
     """Remote shell printing ``PY_VERSION`` and ``RAY_VERSION`` (``none`` without Ray)."""
     return (
-        f"P={python}; [ -x \"$P\" ] || P=python3; "
+        f"P={shell_path(python)}; [ -x \"$P\" ] || P=python3; "
         "\"$P\" -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' || exit 3; "
         "\"$P\" -c 'import ray; print(ray.__version__)' 2>/dev/null || echo none"
     )
 
 
-def cluster_python(config: Mapping[str, Any]) -> str:
+def config_python(config: Mapping[str, Any]) -> str:
     """The interpreter the config starts Ray with: ``DIR/bin/python`` for ``DIR/bin/ray``."""
     for command in config.get("head_start_ray_commands") or []:
         match = re.search(r"(\S+)/bin/ray\b", str(command))
@@ -155,7 +167,7 @@ def preflight(config: Mapping[str, Any], timeout: float = 5.0) -> list[HostCheck
         return []
     hosts = [provider.get("head_ip"), *(provider.get("worker_ips") or [])]
     auth = config.get("auth") or {}
-    python = cluster_python(config)
+    python = config_python(config)
     return [check_host(str(h), auth, python, ray.__version__, timeout) for h in hosts if h]
 
 
@@ -215,22 +227,28 @@ def cluster() -> None:
 @cluster.command()
 @click.argument("files", nargs=-1, required=True)
 def validate(files: tuple[str, ...]) -> None:
-    """Check launcher YAMLs (Ray's schema and defaults) and KubeRay manifests, offline."""
+    """Check launcher YAMLs (Ray's schema and defaults) and KubeRay manifests, offline.
+
+    Prints one line per file (``ok: …``) or per problem (``FILE: problem``) on stdout, and, when
+    any file failed, one ``error:`` line on stderr.
+    """
     failed = 0
     for name in files:
         try:
             path = cluster_config.resolve(name)
         except FileNotFoundError as exc:
-            click.echo(f"{name}: {exc}", err=True)
+            click.echo(f"{name}: {exc}")
             failed += 1
             continue
         problems, described = cluster_config.validate_file(path)
         for problem in problems:
-            click.echo(f"{path}: {problem}", err=True)
+            click.echo(f"{path}: {problem}")  # the report; stderr gets the one error line
         if problems:
             failed += 1
-        else:
-            click.echo(f"ok: {path}: {'; '.join(described)}")
+            continue
+        click.echo(f"ok: {path}: {'; '.join(described)}")
+        for warning in cluster_config.warnings_of(path):
+            console.warn(f"{path}: {warning}")
     if failed:
         raise DeepmorningError(f"{failed} of {len(files)} file(s) failed validation")
 
@@ -251,7 +269,7 @@ def up(config: str, yes: bool, no_preflight: bool, ssh_timeout: float,
     if not no_preflight:
         checks = preflight(cfg, timeout=ssh_timeout)
         for check in checks:
-            click.echo(f"{'ok' if check.ok else 'FAIL'}: {check.host}: {check.detail}", err=True)
+            click.echo(f"{'ok' if check.ok else 'FAIL'}: {check.host}: {check.detail}")
         bad = [c for c in checks if not c.ok]
         if bad:
             raise DeepmorningError(
@@ -289,12 +307,67 @@ def attach(config: str, ray_args: tuple[str, ...]) -> None:
               help="Local port the dashboard is forwarded to.")
 @click.argument("ray_args", nargs=-1, type=click.UNPROCESSED)
 def dashboard(config: str, port: int, ray_args: tuple[str, ...]) -> None:
-    """Forward the head's dashboard over SSH to http://127.0.0.1:PORT (`ray dashboard`)."""
+    """Forward the head's dashboard to http://127.0.0.1:PORT: `ray dashboard` over SSH, or
+    `kubectl port-forward` for a KubeRay RayCluster manifest."""
     path = config_path(config)
+    docs = _documents(path)
+    if cluster_config.kind_of(docs[0]) == "kuberay":
+        forward_kuberay(docs[0], port, ray_args)
+        return
     load_launcher_config(path)
     click.echo(f"dashboard and Jobs API on http://127.0.0.1:{port} while this runs (Ctrl-C ends)",
                err=True)
     run_ray(["dashboard", str(path.resolve()), "--port", str(port), *ray_args], path)
+
+
+def _documents(path: Path) -> list[Any]:
+    try:
+        return cluster_config.load_documents(path)
+    except ValueError as exc:
+        raise DeepmorningError(f"{path}: {exc}") from None
+
+
+def port_forward_command(doc: Mapping[str, Any], port: int) -> list[str]:
+    """``kubectl port-forward`` to a RayCluster's head Service (KubeRay names it NAME-head-svc)."""
+    name = cluster_config._get(doc, "metadata", "name")
+    if doc.get("kind") != "RayCluster" or not name:
+        raise DeepmorningError(
+            f"a {doc.get('kind')}'s cluster is named by KubeRay; forward it with `kubectl "
+            "port-forward svc/$(kubectl get rayjob NAME -o jsonpath='{.status.rayClusterName}')"
+            f"-head-svc {port}:8265`"
+        )
+    namespace = cluster_config._get(doc, "metadata", "namespace")
+    return ["kubectl", "port-forward", *(["-n", str(namespace)] if namespace else []),
+            f"svc/{name}-head-svc", f"{port}:8265"]
+
+
+def token_hint(doc: Mapping[str, Any]) -> str | None:
+    """The shell line exporting the cluster's token for ``deepmorning job``, if from a Secret."""
+    secret = kuberay_config.token_secret(doc)
+    if secret is None:
+        return None
+    name, key = secret
+    return (f"export RAY_AUTH_TOKEN=\"$(kubectl get secret {name} "
+            f"-o jsonpath='{{.data.{key}}}' | base64 -d)\"")
+
+
+def forward_kuberay(doc: Mapping[str, Any], port: int, extra: Sequence[str]) -> None:
+    cmd = [*port_forward_command(doc, port), *extra]
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise DeepmorningError(f"kubectl is not installed; run `{' '.join(cmd)}` where it is")
+    hint = token_hint(doc)
+    click.echo(f"dashboard and Jobs API on http://127.0.0.1:{port} while this runs (Ctrl-C ends)")
+    if hint:
+        click.echo(f"the cluster uses token authentication; in the shell of `deepmorning job`: "
+                   f"{hint}")
+    click.echo(f"$ {' '.join(shlex.quote(c) for c in cmd)}", err=True)
+    try:
+        code = subprocess.call([kubectl, *cmd[1:]])
+    except KeyboardInterrupt:
+        return
+    if code != 0:
+        raise DeepmorningError(f"`kubectl port-forward` failed with exit status {code}")
 
 
 @cluster.command()
@@ -306,8 +379,8 @@ def dashboard(config: str, port: int, ray_args: tuple[str, ...]) -> None:
 @click.pass_obj
 def selftest(settings: Any, duration: float, output: str | None, run_name: str | None) -> None:
     """Check a running cluster: a task on every node, GPUs, metrics and the output path."""
+    from deepmorning.ops import selftest as st
     from deepmorning.platform import runtime
-    from deepmorning.platform import selftest as st
 
     conn = runtime.connect(getattr(settings, "address", None))
     try:

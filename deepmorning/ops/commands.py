@@ -1,8 +1,6 @@
-"""Platform commands: ``deepmorning info`` and ``deepmorning results``."""
+"""``deepmorning info`` and ``deepmorning results``: the commands over the platform library."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import click
 
@@ -39,20 +37,20 @@ def info(settings) -> None:
 
 @click.group()
 def results() -> None:
-    """Show and (re)plot what a run wrote to its run directory."""
+    """Show and (re)plot what a run wrote to its run directory (a path or a URI)."""
 
 
 @results.command("show")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=click.Path())
 @click.option("--rows", default=10, show_default=True, help="Rows of each table to show.")
-def results_show(run_dir: Path, rows: int) -> None:
+def results_show(run_dir: str, rows: int) -> None:
     """Print a run's summary and the head of its tables."""
     results_mod.show(run_dir, rows=rows)
 
 
 @results.command("plot")
-@click.argument("run_dir", type=click.Path(path_type=Path))
-def results_plot(run_dir: Path) -> None:
+@click.argument("run_dir", type=click.Path())
+def results_plot(run_dir: str) -> None:
     """(Re)draw a run's PNG plots from its tables."""
     paths = results_mod.plot(run_dir)
     for path in paths:

@@ -14,13 +14,14 @@ Token authentication needs nothing by hand when the token is in ``~/.ray/auth_to
 ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH`` (``ray get-auth-token`` on the head prints it).
 
 The entrypoint runs ``python -m deepmorning …`` with the interpreter that runs the cluster's Ray,
-found on the node itself at run time (see :func:`cluster_python`), never with whatever ``python``
+found on the node itself at run time (see :func:`python_finder`), never with whatever ``python``
 comes first on the node's ``PATH``.
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import contextlib
 import os
 import shlex
 import socket
@@ -35,13 +36,14 @@ import click
 
 from deepmorning import __version__
 from deepmorning.platform import console
-from deepmorning.platform.errors import DeepmorningError
-from deepmorning.platform.runtime import use_token_if_available
+from deepmorning.platform.errors import DeepmorningError, first_line
+from deepmorning.platform.runtime import quiet_ray_logs, use_token_if_available
 
 DEFAULT_DASHBOARD_PORT = 8265
 DEFAULT_JOBS_ADDRESS = f"http://127.0.0.1:{DEFAULT_DASHBOARD_PORT}"
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 POLL_S = 1.0
+TAIL_DRAIN_S = 10.0  # how long an ended job's log stream may take to deliver its tail
 
 
 class JobFailed(DeepmorningError):
@@ -51,7 +53,7 @@ class JobFailed(DeepmorningError):
 
 
 # -- the entrypoint -------------------------------------------------------------------------------
-def cluster_python() -> str:
+def python_finder() -> str:
     """A POSIX-shell snippet setting ``$PY`` to the interpreter that runs the cluster's Ray.
 
     Ray runs the entrypoint with ``/bin/sh -c`` as a child of the job's supervisor, a Ray worker
@@ -82,7 +84,7 @@ def build_entrypoint(args: Sequence[str], python: str | None = None) -> str:
     command = " ".join(shlex.quote(a) for a in args)
     if python:
         return f"exec {shlex.quote(python)} -m deepmorning {command}"
-    return f'{cluster_python()}exec "$PY" -m deepmorning {command}'
+    return f'{python_finder()}exec "$PY" -m deepmorning {command}'
 
 
 # -- the address and the client -------------------------------------------------------------------
@@ -131,7 +133,7 @@ def connect_jobs(address: str) -> Any:
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
-    _quiet_ray_logs()
+    quiet_ray_logs()
     use_token_if_available()
 
     try:
@@ -139,32 +141,18 @@ def connect_jobs(address: str) -> Any:
     except AuthenticationError as exc:
         raise DeepmorningError(_auth_message(address, str(exc))) from None
     except Exception as exc:  # noqa: BLE001 - ConnectionError, a non-Ray server, ...
-        raise DeepmorningError(f"no Ray Jobs API at {address}: {_first_line(exc)}") from None
+        raise DeepmorningError(f"no Ray Jobs API at {address}: {first_line(exc)}") from None
 
 
-def _quiet_ray_logs() -> None:
-    """Token-auth notices and packaging chatter of Ray's client are not the user's concern."""
-    for name in ("ray", "ray._private.authentication.authentication_token_setup",
-                 "ray.dashboard.modules.dashboard_sdk", "ray._private.runtime_env.packaging",
-                 "ray._private.runtime_env.working_dir"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+TOKEN_HINT = ("set RAY_AUTH_TOKEN to the output of `ray get-auth-token` on its head node (on "
+              "KubeRay: the auth_token of the cluster's token Secret, docs/clusters.md)")
 
 
 def _auth_message(address: str, text: str) -> str:
     if "Authentication failed" in text or "Invalid" in text:
-        return (
-            f"the Ray cluster at {address} rejected our authentication token; set RAY_AUTH_TOKEN "
-            "to the output of `ray get-auth-token` on its head node"
-        )
-    return (
-        f"the Ray cluster at {address} requires an authentication token and none was found; "
-        "set RAY_AUTH_TOKEN to the output of `ray get-auth-token` on its head node"
-    )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0].rstrip(".")
+        return f"the Ray cluster at {address} rejected our authentication token; {TOKEN_HINT}"
+    return (f"the Ray cluster at {address} requires an authentication token and none was "
+            f"found; {TOKEN_HINT}")
 
 
 def _call(address: str, job_id: str | None, fn: Callable[[], Any]) -> Any:
@@ -181,9 +169,9 @@ def _call(address: str, job_id: str | None, fn: Callable[[], Any]) -> Any:
                 f"no job '{job_id}' on the Ray cluster at {address} "
                 "(`deepmorning job list` shows the jobs)"
             ) from None
-        raise DeepmorningError(f"Ray Jobs API at {address}: {_first_line(exc)}") from None
+        raise DeepmorningError(f"Ray Jobs API at {address}: {first_line(exc)}") from None
     except OSError as exc:  # requests' ConnectionError is an OSError
-        raise DeepmorningError(f"lost the Ray cluster at {address}: {_first_line(exc)}") from None
+        raise DeepmorningError(f"lost the Ray cluster at {address}: {first_line(exc)}") from None
 
 
 def _submit_with_retry(address: str, submit: Callable[[], str], wait_s: float = 90.0) -> str:
@@ -209,13 +197,6 @@ def _status(info: Any) -> str:
     return str(getattr(info.status, "value", info.status))
 
 
-def _print_new(logs: str, shown: int) -> int:
-    if len(logs) > shown:
-        sys.stdout.write(logs[shown:])
-        sys.stdout.flush()
-    return max(shown, len(logs))
-
-
 def report_pending(job_id: str, info: Any, logs: str, waited: float) -> None:
     """Say that a job is still PENDING, why (Ray's message) and what its setup log says."""
     console.warn(
@@ -228,6 +209,39 @@ def report_pending(job_id: str, info: Any, logs: str, waited: float) -> None:
     print("---", file=sys.stderr, flush=True)
 
 
+class _LogTail:
+    """A job's log, streamed once through Ray's ``tail_job_logs`` websocket.
+
+    Each chunk is fetched once, so following a long job costs what its log is worth (refetching
+    the whole log every second would be quadratic). If the stream breaks (a proxy without
+    websockets, a restarted dashboard), what it missed is printed from one ``get_job_logs`` call
+    at the end.
+    """
+
+    def __init__(self, client: Any, job_id: str, show: bool) -> None:
+        self.client, self.job_id, self.show = client, job_id, show
+        self.shown = 0
+        self.failed: BaseException | None = None
+
+    async def run(self) -> None:
+        try:
+            async for chunk in self.client.tail_job_logs(self.job_id):
+                if self.show:
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+                self.shown += len(chunk)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - fall back to one fetch at the end
+            self.failed = exc
+
+    def catch_up(self, logs: str) -> None:
+        if self.show and len(logs) > self.shown:
+            sys.stdout.write(logs[self.shown:])
+            sys.stdout.flush()
+        self.shown = max(self.shown, len(logs))
+
+
 def follow(client: Any, address: str, job_id: str, *, show_logs: bool = True,
            pending_warn_s: float = 30.0, pending_timeout_s: float | None = None) -> str:
     """Stream a job's logs until it ends; return its final status.
@@ -235,35 +249,55 @@ def follow(client: Any, address: str, job_id: str, *, show_logs: bool = True,
     A job still PENDING after ``pending_warn_s`` is reported with its setup log; after
     ``pending_timeout_s`` this gives up (the job is left as it is).
     """
-    shown, start, warned = 0, time.monotonic(), False
     try:
-        while True:
-            info = _call(address, job_id, lambda: client.get_job_info(job_id))
-            status = _status(info)
-            logs = _call(address, job_id, lambda: client.get_job_logs(job_id))
-            if show_logs:
-                shown = _print_new(logs, shown)
-            if status in TERMINAL:
-                return status
-            waited = time.monotonic() - start
-            if status == "PENDING":
-                if not warned and waited >= pending_warn_s:
-                    report_pending(job_id, info, logs, waited)
-                    warned = True
-                if pending_timeout_s is not None and waited >= pending_timeout_s:
-                    if not warned:
-                        report_pending(job_id, info, logs, waited)
-                    raise JobFailed(
-                        f"job {job_id} is still PENDING after {waited:.0f}s "
-                        f"({info.message or 'no message from Ray'}); it was left as it is: "
-                        f"`deepmorning job stop {job_id}` cancels it"
-                    )
-            time.sleep(POLL_S)
+        return asyncio.run(_follow(client, address, job_id, show_logs, pending_warn_s,
+                                   pending_timeout_s))
     except KeyboardInterrupt:
         raise JobFailed(
             f"stopped following; job {job_id} keeps running "
             f"(`deepmorning job logs --follow {job_id}`, `deepmorning job stop {job_id}`)"
         ) from None
+
+
+async def _follow(client: Any, address: str, job_id: str, show_logs: bool,
+                  pending_warn_s: float, pending_timeout_s: float | None) -> str:
+    def call(fn: Callable[[], Any]) -> Any:
+        return asyncio.to_thread(_call, address, job_id, fn)
+
+    tail = _LogTail(client, job_id, show_logs)
+    streaming = asyncio.create_task(tail.run())
+    start, warned = time.monotonic(), False
+    try:
+        while True:
+            info = await call(lambda: client.get_job_info(job_id))
+            status = _status(info)
+            if status in TERMINAL:
+                # The stream ends by itself once it has read the log to its end.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(streaming), TAIL_DRAIN_S)
+                if tail.failed is not None or not streaming.done():
+                    tail.catch_up(await call(lambda: client.get_job_logs(job_id)))
+                return status
+            waited = time.monotonic() - start
+            if status == "PENDING" and (
+                (not warned and waited >= pending_warn_s)
+                or (pending_timeout_s is not None and waited >= pending_timeout_s)
+            ):
+                logs = await call(lambda: client.get_job_logs(job_id))  # once, to show setup
+                if not warned:
+                    report_pending(job_id, info, logs, waited)
+                    warned = True
+                if pending_timeout_s is not None and waited >= pending_timeout_s:
+                    raise JobFailed(
+                        f"job {job_id} is still PENDING after {waited:.0f}s "
+                        f"({info.message or 'no message from Ray'}); it was left as it is: "
+                        f"`deepmorning job stop {job_id}` cancels it"
+                    )
+            await asyncio.sleep(POLL_S)
+    finally:
+        streaming.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await streaming
 
 
 def finish(client: Any, address: str, job_id: str, status: str) -> None:
@@ -400,7 +434,7 @@ def logs(ctx: click.Context, job_address: str | None, follow_logs: bool, job_id:
 @job.command()
 @ADDRESS_OPTION
 @click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
-              help="Seconds to wait for the job to reach STOPPED.")
+              help="Seconds to wait for the job to reach STOPPED (0: ask and return).")
 @click.argument("job_id")
 @click.pass_context
 def stop(ctx: click.Context, job_address: str | None, timeout: float, job_id: str) -> None:
@@ -412,11 +446,17 @@ def stop(ctx: click.Context, job_address: str | None, timeout: float, job_id: st
         return
     _call(address, job_id, lambda: client.stop_job(job_id))
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         state = _status(_call(address, job_id, lambda: client.get_job_info(job_id)))
         if state in TERMINAL:
             click.echo(f"job {job_id} {state}")
             return
+        if timeout == 0:
+            click.echo(f"job {job_id} was asked to stop; it is {state} "
+                       f"(`deepmorning job status {job_id}` shows when it ends)")
+            return
+        if time.monotonic() >= deadline:
+            break
         time.sleep(POLL_S)
     if state == "PENDING":
         raise JobFailed(

@@ -1,0 +1,168 @@
+"""Run directories on object storage: a local working copy mirrored to a URI with ``pyarrow.fs``.
+
+``--output s3://BUCKET/runs/nas`` (or ``gs://``, ``file://``, anything
+``pyarrow.fs.FileSystem.from_uri`` knows, the filesystems Ray itself uses for ``storage_path``)
+makes a run directory that lives at the URI. Jobs keep writing plain local files, as they do
+for any run directory; the platform works in a local copy (``$DEEPMORNING_STAGING``, default
+``<tmp>/deepmorning-staging/``) and mirrors it to the URI:
+
+* when the run is created or resumed, at every checkpoint the job takes (NAS: after each
+  event; RL: every ``--checkpoint-every`` iterations), when it finishes, and when it fails
+  (``error.log``); other writes are mirrored at most every :data:`SYNC_EVERY_S` seconds;
+* each time only the files that changed (size or modification time) are uploaded, and files
+  the job deleted (old RL checkpoints) are deleted at the URI.
+
+So what a killed driver loses is what it wrote since its last checkpoint, the same as on a
+local disk, and ``--resume URI`` downloads the copy and continues from there. ``results show``,
+``results plot``, ``rl evaluate`` and ``nas train`` read a URI the same way.
+
+Filesystems that live in this process (``pyarrow.fs._MockFileSystem``, a ``PyFileSystem`` over
+fsspec's memory filesystem) are reached through :func:`register`, which maps a URI scheme to a
+filesystem object; tests use them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepmorning.platform.errors import DeepmorningError, first_line
+
+#: Seconds between two mirrorings that nobody asked for explicitly.
+SYNC_EVERY_S = 30.0
+STAGING_ENV = "DEEPMORNING_STAGING"
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_REGISTERED: dict[str, Any] = {}
+
+
+def is_remote(target: str | os.PathLike) -> bool:
+    """Whether ``target`` is a URI (``s3://…``, ``gs://…``, ``file://…``), not a plain path."""
+    return bool(_SCHEME.match(str(target)))
+
+
+def register(scheme: str, filesystem: Any) -> None:
+    """Resolve ``SCHEME://path`` to ``filesystem`` (a ``pyarrow.fs.FileSystem``) in this process."""
+    _REGISTERED[scheme.lower()] = filesystem
+
+
+def unregister(scheme: str) -> None:
+    _REGISTERED.pop(scheme.lower(), None)
+
+
+def resolve(uri: str) -> tuple[Any, str]:
+    """``(pyarrow filesystem, path inside it)`` for a URI; one line when it cannot be used."""
+    scheme = _SCHEME.match(uri).group(1).lower()  # type: ignore[union-attr]
+    if scheme in _REGISTERED:
+        return _REGISTERED[scheme], uri[len(scheme) + 3:].rstrip("/")
+    import pyarrow.fs as pafs
+
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(uri)
+    except Exception as exc:  # noqa: BLE001 - ArrowInvalid, missing credentials, ...
+        raise DeepmorningError(f"cannot use {uri} as run storage: {first_line(exc)}") from None
+    return filesystem, path.rstrip("/")
+
+
+@dataclass
+class Mirror:
+    """A local working copy of the run directory at ``uri``."""
+
+    uri: str
+    filesystem: Any
+    root: str
+    local: Path
+    _sent: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _last: float = 0.0
+
+    @classmethod
+    def of(cls, uri: str) -> Mirror:
+        filesystem, root = resolve(uri)
+        return cls(uri.rstrip("/"), filesystem, root, staging_dir(uri))
+
+    # -- the remote side ----------------------------------------------------------------------
+    def _info(self, name: str) -> Any:
+        try:
+            return self.filesystem.get_file_info(f"{self.root}/{name}" if name else self.root)
+        except (OSError, ValueError) as exc:  # pyarrow's IO errors are OSErrors
+            raise DeepmorningError(f"cannot read {self.uri}: {first_line(exc)}") from None
+
+    def has_file(self, name: str) -> bool:
+        import pyarrow.fs as pafs
+
+        return self._info(name).type == pafs.FileType.File
+
+    def is_dir(self) -> bool:
+        import pyarrow.fs as pafs
+
+        return self._info("").type == pafs.FileType.Directory
+
+    def remote_files(self) -> list[str]:
+        """Paths of the files under the URI, relative to it."""
+        import pyarrow.fs as pafs
+
+        if not self.is_dir():
+            return []
+        selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        infos = self.filesystem.get_file_info(selector)
+        prefix = self.root.strip("/") + "/"
+        names = (i.path.lstrip("/") for i in infos if i.type == pafs.FileType.File)
+        return sorted(n[len(prefix):] for n in names if n.startswith(prefix))
+
+    # -- copying ------------------------------------------------------------------------------
+    def download(self) -> None:
+        """Replace the local copy with what the URI holds."""
+        shutil.rmtree(self.local, ignore_errors=True)
+        self.local.mkdir(parents=True, exist_ok=True)
+        for name in self.remote_files():
+            target = self.local / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with self.filesystem.open_input_stream(f"{self.root}/{name}") as src, \
+                    target.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+            stat = target.stat()
+            self._sent[name] = (stat.st_size, stat.st_mtime_ns)
+        self._last = time.monotonic()
+
+    def sync(self, force: bool = True) -> None:
+        """Upload what changed locally and delete what was deleted; throttled unless forced."""
+        if not force and time.monotonic() - self._last < SYNC_EVERY_S:
+            return
+        local = {
+            p.relative_to(self.local).as_posix(): p for p in self.local.rglob("*")
+            if p.is_file() and not p.name.endswith(".tmp")
+        }
+        try:
+            self.filesystem.create_dir(self.root, recursive=True)
+            for name, path in sorted(local.items()):
+                stat = path.stat()
+                if self._sent.get(name) == (stat.st_size, stat.st_mtime_ns):
+                    continue
+                remote = f"{self.root}/{name}"
+                parent = remote.rsplit("/", 1)[0]
+                self.filesystem.create_dir(parent, recursive=True)
+                with path.open("rb") as src, self.filesystem.open_output_stream(remote) as dst:
+                    shutil.copyfileobj(src, dst)
+                self._sent[name] = (stat.st_size, stat.st_mtime_ns)
+            for name in [n for n in self._sent if n not in local]:
+                self.filesystem.delete_file(f"{self.root}/{name}")
+                del self._sent[name]
+        except OSError as exc:
+            raise DeepmorningError(
+                f"cannot write the run to {self.uri}: {first_line(exc)}"
+            ) from None
+        self._last = time.monotonic()
+
+
+def staging_dir(uri: str) -> Path:
+    """The local working copy of ``uri``: one directory per URI, named after its last part."""
+    base = Path(os.environ.get(STAGING_ENV) or Path(tempfile.gettempdir()) / "deepmorning-staging")
+    digest = hashlib.sha1(uri.rstrip("/").encode()).hexdigest()[:12]
+    name = uri.rstrip("/").rsplit("/", 1)[-1] or "run"
+    return base / digest / name
