@@ -284,7 +284,7 @@ VDSR_SPACE: dict[str, Any] = {
 #: The CPU-laptop scale (see the module docstring for what it shrinks and why).
 QUICK_COMMON = {"patch": 32, "batch": 16, "steps_per_epoch": 50, "epochs": 8, "test_crop": 96,
                 "optimizer": "adam", "lr": 1e-3, "init": "he", "weight_decay": 0.0}
-SRCNN_QUICK = {**QUICK_COMMON}
+SRCNN_QUICK = {**QUICK_COMMON, "steps_per_epoch": 200, "lr": 2e-3}
 VDSR_QUICK = {**QUICK_COMMON, "depth": 10, "width": 32, "lr_step": 0}
 
 
