@@ -225,6 +225,13 @@ def make_optimizer(net: nn.Module, config: Mapping[str, Any]) -> torch.optim.Opt
                            weight_decay=config["weight_decay"])
 
 
+def adjustable_clip(net: nn.Module, theta: float, lr: float) -> None:
+    """Kim et al. §3.2: clip each gradient to [-θ/γ, θ/γ], γ the current learning rate
+    (so the effective step is at most θ however high γ is); θ <= 0 turns it off."""
+    if theta > 0:
+        nn.utils.clip_grad_value_(net.parameters(), theta / lr)
+
+
 def scales_of(config: Mapping[str, Any]) -> list[int]:
     """Training scales: ``train_scales`` ("2,3,4") or, if empty, just ``scale``."""
     text = str(config.get("train_scales") or "").strip()
@@ -319,8 +326,7 @@ def train(config: dict[str, Any]) -> None:
             loss = loss_fn(net(x), y)
             opt.zero_grad()
             loss.backward()
-            if config["clip"] > 0:  # Kim et al. §3.2: clip to [-θ/γ, θ/γ]
-                nn.utils.clip_grad_value_(net.parameters(), config["clip"] / lr)
+            adjustable_clip(net, float(config["clip"]), lr)
             opt.step()
             total += float(loss.detach())
         scores = evaluate(net, eval_scales, int(config["test_crop"]), dev)
