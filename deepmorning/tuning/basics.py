@@ -396,7 +396,7 @@ STUDIES = {
               "with zero weights learning does not happen); He et al. §2.2 motivate random "
               "init by scale",
         verdict=zero_init_verdict,
-        base={"depth": 3, "width": 64, "epochs": 10, "steps_per_epoch": 50},
+        base={"depth": 3, "width": 64, "lr": 0.01, "epochs": 10, "steps_per_epoch": 50},
         paper_scale={"epochs": 100},
         columns=("distinct_units", "train_acc"),
     ),
@@ -423,7 +423,8 @@ STUDIES = {
               "wide; 2-5-4-1 sigmoid net, uniform(-1, 1) init, gradient descent, no figure)",
         verdict=lambda r: better(r, "steps_to_target", "min", "deep", "wide"),
         base={"data": "xor", "activation": "sigmoid", "init": "uniform", "optimizer": "sgd",
-              "lr": 0.1, "batch": 400, "target": 0.9, "epochs": 10, "steps_per_epoch": 500},
+              "lr": 0.1, "width": 64, "batch": 400, "target": 0.9, "epochs": 10,
+              "steps_per_epoch": 500},
         paper_scale={"epochs": 100},
         columns=("val_acc", "train_acc"),
     ),

@@ -416,7 +416,7 @@ SRCNN_STUDIES = {
         paper="Dong et al. 2014 Table 2 (Set5): ×2 36.34 vs 33.66 dB bicubic, ×3 32.39 vs "
               "30.39 dB (approx.); Fig. 1: above bicubic after ~10^7 backprops",
         verdict=lambda r: _per_arm_gain_verdict(r),
-        paper_scale={"epochs": 100, "steps_per_epoch": 10000},
+        paper_scale={"epochs": 100, "steps_per_epoch": 10000, "lr": 1e-4},
         columns=("psnr", "bicubic_psnr", "ssim", "bicubic_ssim"),
     ),
 }
@@ -439,7 +439,7 @@ VDSR_STUDIES = {
         paper="Kim et al. 2016 Table 3 (Set5, one model for ×2,3,4): ×2 37.53 vs 33.66 dB "
               "bicubic, ×3 33.66 vs 30.39 dB (approx.)",
         verdict=beats_bicubic_verdict((2, 3)),
-        paper_scale={"epochs": 80, "steps_per_epoch": 2000},
+        paper_scale={"epochs": 80, "steps_per_epoch": 2000, "lr": 0.1},
         columns=("psnr_x2", "bicubic_x2", "psnr_x3", "bicubic_x3", "psnr_x4", "bicubic_x4"),
     ),
     "vs-srcnn": Study(
@@ -451,7 +451,7 @@ VDSR_STUDIES = {
               "30.39 dB (approx.)",
         verdict=at_least_verdict("vdsr", "srcnn"),
         base={"train_scales": "3"},
-        paper_scale={"epochs": 80, "steps_per_epoch": 2000},
+        paper_scale={"epochs": 80, "steps_per_epoch": 2000, "lr": 0.1},
         columns=("bicubic_psnr", "ssim"),
     ),
     "residual": Study(
@@ -464,7 +464,8 @@ VDSR_STUDIES = {
               "dB by epoch 80 (approx.)",
         verdict=at_least_verdict("residual", "plain"),
         base={"scale": 2, "train_scales": "2", "epochs": 4},
-        paper_scale={"epochs": 10, "steps_per_epoch": 2000, "scale": 2, "train_scales": "2"},
+        paper_scale={"epochs": 10, "steps_per_epoch": 2000, "scale": 2, "train_scales": "2",
+                     "lr": 0.1},
         columns=("bicubic_psnr", "ssim", "loss"),
     ),
 }
