@@ -284,10 +284,11 @@ def code_factor_r2(cont: np.ndarray, factors: np.ndarray,
     the R² is the share of the *within-class* variation a code explains: a "1" is narrower
     than a "0" whatever the code says, and that difference is the categorical code's.
     """
-    if groups is not None:
-        factors = factors.copy()
+    if groups is not None:  # a partial correlation: centre codes and factors per group
+        factors, cont = factors.copy(), cont.copy()
         for g in np.unique(groups):
             factors[groups == g] -= factors[groups == g].mean(0)
+            cont[groups == g] -= cont[groups == g].mean(0)
     r2 = np.zeros((cont.shape[1], factors.shape[1]))
     for j in range(cont.shape[1]):
         for f in range(factors.shape[1]):
