@@ -115,6 +115,10 @@ def test_plain_and_deformable_nets_have_the_same_depth_and_width():
     assert base == dm.count_params(plain)  # only the offset branch is extra
     with pytest.raises(ValueError):
         dm.Net("dilated")
+    wide = dm.build({"conv": "plain", "width": 8, "deform_layers": 2, "match_params": True})
+    assert dm.count_params(wide) >= dm.count_params(deform)
+    narrower = dm.Net("plain", dm.matched_width(8, 2) - 1)
+    assert dm.count_params(narrower) < dm.count_params(deform)  # the smallest such width
 
 
 def test_trainable_one_step_through_tune_checkpoint_and_picture(ray_local, tmp_path):
@@ -133,13 +137,14 @@ def test_registered_with_its_study():
     model = registry.get("deformable")
     assert model.metric == "acc" and model.mode == "max" and "epochs" in model.space
     study = model.study("deform-vs-plain")
-    assert set(study.arms) == {"deformable", "plain"} and study.seeds >= 3
+    assert set(study.arms) == {"deformable", "plain", "plain-matched"} and study.seeds >= 3
     assert "69.7" in study.paper and "75.2" in study.paper
 
 
-def frame(deform, plain):
+def frame(deform, plain, matched=None):
     rows = [{"arm": "deformable", "seed": s, "acc": a} for s, a in enumerate(deform)]
     rows += [{"arm": "plain", "seed": s, "acc": a} for s, a in enumerate(plain)]
+    rows += [{"arm": "plain-matched", "seed": s, "acc": a} for s, a in enumerate(matched or [])]
     return pd.DataFrame(rows)
 
 
@@ -148,3 +153,8 @@ def test_verdict_on_hand_made_frames():
     assert held and "beats" in line
     held, line = dm.verdict_deform(frame([0.80, 0.81, 0.79], [0.85, 0.86, 0.84]))
     assert not held and "does not beat" in line
+    held, line = dm.verdict_deform(frame([0.95, 0.94, 0.96], [0.85, 0.86, 0.84],
+                                         [0.96, 0.97, 0.95]))
+    assert not held and "does not beat plain-matched" in line  # more parameters alone win
+    held, _ = dm.verdict_deform(frame([0.95, 0.94, 0.96], [0.85, 0.86, 0.84], [0.9, 0.9, 0.9]))
+    assert held

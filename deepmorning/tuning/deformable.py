@@ -20,7 +20,8 @@ What the paper contributes and what this module reproduces at small scale:
   three deformable layers; R-FCN mAP@0.5 80.0 → 81.4). Here the task is sklearn's 8×8 digits
   placed at random scale, rotation, position (and a small elastic warp) on a 32×32 canvas, test
   digits drawn from held-out source images; the study ``deform-vs-plain`` compares test accuracy.
-  The offset branch adds parameters (2N·C·9 per layer); the claim table reports both counts.
+  The offset branch adds parameters (2N·C·9 per layer), so the study also runs a plain arm
+  widened to at least as many parameters ("plain-matched"); the claim table reports the counts.
 - **Sampling locations** (Fig. 5): the PNG shows, for units at the centre of a few test digits,
   the 9 × 9 = 81 points the two stacked deformable layers sample, mapped back to the image.
 
@@ -233,6 +234,7 @@ def count_params(net: nn.Module) -> int:
 # -- search space and trainable -----------------------------------------------------------------
 SPACE: dict[str, Any] = {
     "conv": "deformable",  # "plain" is the baseline of the same depth and width
+    "match_params": False,  # plain only: widen until it has the deformable net's parameters
     "deform_layers": 2,  # the last N 3×3 layers (Dai et al. Table 1: 3 of res5 by default)
     "offset_lr_mult": 1.0,  # β: offset layers' learning rate multiplier (Sec. 3, β = 1)
     "width": 32,
@@ -250,8 +252,20 @@ SPACE: dict[str, Any] = {
 QUICK: dict[str, Any] = {"width": 16, "n_train": 6000, "epochs": 6, "lr": 2e-3}
 
 
+def matched_width(width: int, deform_layers: int) -> int:
+    """The smallest width of the plain net with at least the deformable net's parameters."""
+    target = count_params(Net("deformable", width, deform_layers))
+    w = width
+    while count_params(Net("plain", w, deform_layers)) < target:
+        w += 1
+    return w
+
+
 def build(config: Mapping[str, Any]) -> Net:
-    return Net(config["conv"], int(config["width"]), int(config["deform_layers"]))
+    width, layers = int(config["width"]), int(config["deform_layers"])
+    if config["conv"] == "plain" and config.get("match_params", False):
+        width = matched_width(width, layers)
+    return Net(config["conv"], width, layers)
 
 
 def _optimizer(net: Net, config: Mapping[str, Any]) -> torch.optim.Optimizer:
@@ -400,8 +414,13 @@ def pictures(config: Mapping[str, Any], checkpoint: Path, out: Path, tag: str) -
 
 # -- the claim study -------------------------------------------------------------------------------
 def verdict_deform(results: Any) -> tuple[bool, str]:
-    """Held when the deformable arm's mean test accuracy beats the plain arm's."""
-    return better(results, "acc", "max", "deformable", "plain")
+    """Held when the deformable arm's mean test accuracy beats the plain arm of the same depth
+    and width, and also the plain arm widened to as many parameters (when it was run)."""
+    held, line = better(results, "acc", "max", "deformable", "plain")
+    if "plain-matched" in set(results["arm"]):
+        held2, line2 = better(results, "acc", "max", "deformable", "plain-matched")
+        held, line = held and held2, f"{line}; {line2}"
+    return held, line
 
 
 STUDIES = {
@@ -409,7 +428,8 @@ STUDIES = {
         name="deform-vs-plain",
         claim="Deformable convolutions beat plain convolutions of the same depth and width "
               "on a task with geometric variation.",
-        arms={"deformable": {"conv": "deformable"}, "plain": {"conv": "plain"}},
+        arms={"deformable": {"conv": "deformable"}, "plain": {"conv": "plain"},
+              "plain-matched": {"conv": "plain", "match_params": True}},
         metric="acc",
         mode="max",
         paper="Dai et al. 2017 Table 1: 3 deformable layers in ResNet-101 raise DeepLab mIoU "
