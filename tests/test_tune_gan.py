@@ -42,6 +42,7 @@ def test_gan_one_step_on_faces(ray_local, tmp_path):
 def test_images_are_scaled_to_minus_one_one():
     digits, faces = gm.images("digits", 8), gm.images("faces", 16)
     assert digits.shape == (1797, 1, 8, 8) and faces.shape == (200, 1, 16, 16)
+    torch.testing.assert_close(faces[100:], faces[:100].flip(-1))  # 100 faces and mirrors
     for x in (digits, faces):
         assert x.min() >= -1 and x.max() <= 1 and x.max() > 0.9
     with pytest.raises(ValueError):

@@ -5,7 +5,8 @@ min_G max_D E[log D(x)] + E[log(1 − D(G(z)))] (Eq. 1), k = 1 discriminator ste
 step (Algorithm 1, "k = 1, the least expensive option"), and the generator trained to maximise
 log D(G(z)) rather than minimise log(1 − D(G(z))) (Sec. 3, the non-saturating loss; ``g_loss``
 "minimax" switches to Eq. 1 as written). Data: sklearn's 8×8 digits, or scikit-image's
-``lfw_subset`` faces (200 images, resized to ``size``) with ``data="faces"``.
+``lfw_subset`` faces (its 100 face images and their mirror images, resized to ``size``; an
+epoch passes over them 9 times, as many images as the digits) with ``data="faces"``.
 
 **infogan** — Chen et al., "InfoGAN: Interpretable Representation Learning by Information
 Maximizing Generative Adversarial Nets", NeurIPS 2016. The generator input is split into noise z
@@ -58,6 +59,7 @@ from deepmorning.tuning.registry import Study, TuneModel, arm_means, register
 
 CLASSIFIER_SEED = 0
 EVAL_SAMPLES = 1000
+EPOCH_IMAGES = 1797  # one pass over the digits
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -71,7 +73,8 @@ def images(data: str, size: int) -> torch.Tensor:
     elif data == "faces":
         from skimage.data import lfw_subset
 
-        raw = torch.tensor(lfw_subset(), dtype=torch.float32).unsqueeze(1)
+        faces = torch.tensor(lfw_subset()[:100], dtype=torch.float32)  # 100 faces, 100 not
+        raw = torch.cat([faces, faces.flip(-1)]).unsqueeze(1)  # and their mirror images
     else:
         raise ValueError(f"data must be 'digits' or 'faces', not {data!r}")
     if raw.shape[-1] != size:
@@ -356,11 +359,13 @@ def train(config: dict[str, Any]) -> None:
         torch.set_rng_state(state["rng"])
     n_cat = int(config["n_cat"])
     lam_cat, lam_cont = float(config["lambda_cat"]), float(config["lambda_cont"])
-    info = lam_cat > 0 or lam_cont > 0
+    info = D.q is not None and (lam_cat > 0 or lam_cont > 0)  # a model without codes: no L_I
     probe = D.q is not None and not info  # a GAN's Q head learns on detached features only
     bs = int(config["batch_size"])
     for epoch in range(start + 1, int(config["epochs"]) + 1):
-        order = torch.randperm(len(real))
+        # an epoch is at least EPOCH_IMAGES images: the 200 faces are passed over 9 times
+        order = torch.cat([torch.randperm(len(real))
+                           for _ in range(math.ceil(EPOCH_IMAGES / len(real)))])
         sums = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
         steps = 0
         for i in range(0, len(order) - bs + 1, bs):
