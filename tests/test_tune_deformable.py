@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from deepmorning.tuning import deformable as dm
 from deepmorning.tuning import registry, trial
+from tests.tune_resume import run_resumed
 from tests.tune_step import run_step
 
 
@@ -131,6 +132,17 @@ def test_trainable_one_step_through_tune_checkpoint_and_picture(ray_local, tmp_p
     paths = dm.pictures(result.config, result.checkpoint.path, tmp_path / "pics", "best-")
     assert [p.name for p in paths] == ["best-sampling.png"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_failed_trial_resumes_from_its_checkpoint_and_ends_as_if_uninterrupted(ray_local,
+                                                                                  tmp_path):
+    results = run_resumed("deformable", tmp_path, n_train=256, n_test=128, width=4)
+    plain, resumed = results[False].metrics, results[True].metrics
+    assert resumed["epoch"] == plain["epoch"] == 2
+    # the retry reported epoch 2 only: it continued from the checkpoint instead of restarting
+    assert results[True].metrics_dataframe["epoch"].tolist() == [1, 2]
+    assert resumed["test_loss"] == pytest.approx(plain["test_loss"], rel=1e-6)
+    assert resumed["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-6)
 
 
 def test_registered_with_its_study():

@@ -12,6 +12,7 @@ import torch
 
 from deepmorning.tuning import gan as gm
 from deepmorning.tuning import registry, trial
+from tests.tune_resume import run_resumed
 from tests.tune_step import run_step
 
 TINY = {"epochs": 1, "fc": 32, "ch": 8, "n_noise": 8, "batch_size": 128}
@@ -37,6 +38,17 @@ def test_gan_one_step_on_faces(ray_local, tmp_path):
     assert "cat_acc" not in result.metrics  # a plain GAN has no codes
     paths = gm.pictures(result.config, result.checkpoint.path, tmp_path / "pics", "")
     assert [p.name for p in paths] == ["samples.png"]
+
+
+def test_a_failed_trial_resumes_from_its_checkpoint_and_ends_as_if_uninterrupted(ray_local,
+                                                                                  tmp_path):
+    results = run_resumed("infogan", tmp_path, **{**TINY, "epochs": 2}, lambda_cont=1.0)
+    plain, resumed = results[False].metrics, results[True].metrics
+    assert resumed["epoch"] == plain["epoch"] == 2
+    # the retry reported epoch 2 only: it continued from the checkpoint instead of restarting
+    assert results[True].metrics_dataframe["epoch"].tolist() == [1, 2]
+    for key in ("d_loss", "g_loss", "fd", "mi_cat"):
+        assert resumed[key] == pytest.approx(plain[key], rel=1e-6), key
 
 
 def test_images_are_scaled_to_minus_one_one():
