@@ -212,7 +212,6 @@ SPACE: dict[str, Any] = {
     "lr": tune.loguniform(1e-4, 1e-2),  # paper: 1e-4; searched by default
     "momentum": 0.9,
     "clip": 10.0,  # gradient-norm clip (Collier & Beel 2018)
-    "lr_decay": "none",  # "cosine": anneal lr to 3% of its start over the run (quick)
     "min_len": 1,  # Section 4.1: training lengths 1-20
     "max_len": 20,
     "batch_size": 1,  # the paper trains on single sequences
@@ -223,7 +222,7 @@ SPACE: dict[str, Any] = {
 #: CPU-laptop scale (see the module docstring).
 QUICK: dict[str, Any] = {
     "max_len": 10, "memory_n": 64, "batch_size": 16, "optimizer": "adam", "lr": 3e-3,
-    "updates": 250, "epochs": 12, "lstm_hidden": 56, "lr_decay": "cosine",
+    "updates": 250, "epochs": 12, "lstm_hidden": 56,
 }
 
 
@@ -234,17 +233,6 @@ def make_optimizer(config: Mapping[str, Any], params) -> torch.optim.Optimizer:
     if config["optimizer"] == "adam":
         return torch.optim.Adam(params, lr=config["lr"])
     raise ValueError(f"optimizer must be 'rmsprop' or 'adam', not {config['optimizer']!r}")
-
-
-def make_schedule(config: Mapping[str, Any], opt: torch.optim.Optimizer):
-    """Constant lr (the paper) or a cosine anneal to 3% over all updates: Adam at lr 3e-3 can
-    undo a converged NTM late in training (measured: one seed collapsed after 1,500 updates)."""
-    total = config["epochs"] * config["updates"]
-    if config["lr_decay"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, config["lr"] * 0.03)
-    if config["lr_decay"] == "none":
-        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    raise ValueError(f"lr_decay must be 'cosine' or 'none', not {config['lr_decay']!r}")
 
 
 def evaluate(model: nn.Module, config: Mapping[str, Any], dev: torch.device) -> dict[str, float]:
@@ -262,14 +250,12 @@ def train(config: dict[str, Any]) -> None:
     trial.seed_everything(config["seed"])
     model = build(config).to(dev)
     opt = make_optimizer(config, model.parameters())
-    schedule = make_schedule(config, opt)
     gen = torch.Generator().manual_seed(int(config["seed"]))
     start = 0
     state = trial.restore()
     if state:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-        schedule.load_state_dict(state["schedule"])
         gen.set_state(state["gen"])
         start = state["epoch"]
     for epoch in range(start + 1, config["epochs"] + 1):
@@ -284,14 +270,12 @@ def train(config: dict[str, Any]) -> None:
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config["clip"])
             opt.step()
-            schedule.step()
             losses.append(loss.item())
         metrics = {"epoch": epoch, "loss": float(np.mean(losses)),
                    "sequences": epoch * config["updates"] * config["batch_size"],
                    "params": n_params(model), **evaluate(model, config, dev)}
         trial.report(metrics, {"model": model.state_dict(), "opt": opt.state_dict(),
-                               "schedule": schedule.state_dict(), "gen": gen.get_state(),
-                               "epoch": epoch})
+                               "gen": gen.get_state(), "epoch": epoch})
 
 
 # -- pictures ----------------------------------------------------------------------------------
