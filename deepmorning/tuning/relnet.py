@@ -418,7 +418,7 @@ def write_examples(path: Path, size: int = PAPER_SIZE, n: int = 4, seed: int = 0
         model.eval()
         with torch.no_grad():
             pred = model(to_float(data["images"][data["image"]]), data["question"]).argmax(1)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 4.2), dpi=100)
+    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 4.3), dpi=100)
     for k, ax in enumerate(np.atleast_1d(axes)):
         ax.imshow(data["images"][k].permute(1, 2, 0).numpy(), interpolation="nearest")
         ax.set_xticks([])
@@ -433,7 +433,7 @@ def write_examples(path: Path, size: int = PAPER_SIZE, n: int = 4, seed: int = 0
             lines.append(line)
         ax.set_xlabel("\n".join(lines), fontsize=7.5, loc="left")
     fig.suptitle(f"Sort-of-CLEVR ({size}×{size}): non-relational and relational questions")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.2, wspace=0.12)
     fig.savefig(path)
     plt.close(fig)
     return path
