@@ -143,3 +143,17 @@ def test_unknown_method_and_dataset_are_clear_errors(skewed):
         I.resample("smtoe", x, y, seed=0)
     with pytest.raises(ValueError, match="dataset must be"):
         I.make_data({"dataset": "mnist", "seed": 0, "minority_fraction": 0.1})
+
+
+def test_trainable_resumes_from_its_checkpoint(monkeypatch):
+    reports: list[tuple[dict, dict]] = []
+    monkeypatch.setattr(trial, "report", lambda m, s=None: reports.append((m, s)))
+    monkeypatch.setattr(trial, "restore", lambda: None)
+    config = {**I.SPACE, **I.QUICK, "dataset": "2d", "method": "smote", "seed": 0, "epochs": 2}
+    I.train(config)
+    saved = reports[-1][1]
+    monkeypatch.setattr(trial, "restore", lambda: saved)
+    I.train({**config, "epochs": 4, "lr": 0.0})  # lr 0: the resumed weights stay as saved
+    assert [m["epoch"] for m, _ in reports] == [1, 2, 3, 4]
+    for key, value in saved["model"].items():
+        assert torch.equal(reports[-1][1]["model"][key], value)

@@ -164,3 +164,16 @@ def test_verdict_held_and_not_held():
     held, _ = R.verdict_rn_vs_mlp(frame({"cnn+rn": [0.65] * 3, "cnn+mlp": [0.6] * 3},
                                         {"cnn+rn": [0.97] * 3, "cnn+mlp": [0.96] * 3}))
     assert not held
+
+
+def test_trainable_resumes_from_its_checkpoint(monkeypatch):
+    reports: list[tuple[dict, dict]] = []
+    monkeypatch.setattr(trial, "report", lambda m, s=None: reports.append((m, s)))
+    monkeypatch.setattr(trial, "restore", lambda: None)
+    config = {**R.SPACE, **R.QUICK, **TINY, "model": "rn", "seed": 0, "epochs": 1}
+    R.train(config)
+    assert [m["epoch"] for m, _ in reports] == [1]
+    saved = reports[-1][1]
+    monkeypatch.setattr(trial, "restore", lambda: saved)
+    R.train({**config, "epochs": 3})
+    assert [m["epoch"] for m, _ in reports] == [1, 2, 3]  # continued, did not restart

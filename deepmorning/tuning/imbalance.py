@@ -330,7 +330,7 @@ def _study(name: str, dataset: str, fraction: float, what: str) -> Study:
               "the minority decision region, SMOTE widens it",
         verdict=verdict_resampling,
         base={"dataset": dataset, "minority_fraction": fraction},
-        paper_scale={"epochs": 100},
+        paper_scale={"lr": 3e-3, "epochs": 100},
         columns=("balanced_acc", "macro_f1", "majority_recall"),
     )
 

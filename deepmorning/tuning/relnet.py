@@ -493,7 +493,7 @@ STUDIES = {
         paper="Santoro et al. 2017 §5.3 (Sort-of-CLEVR): CNN+RN above 94% on relational and "
               "non-relational questions; CNN+MLP about 63% relational, high non-relational",
         verdict=verdict_rn_vs_mlp,
-        paper_scale={"epochs": 20},
+        paper_scale={"lr": 1e-4, "epochs": 20},
         columns=("nonrel_acc", "acc"),
     ),
 }
