@@ -381,6 +381,8 @@ def train(config: dict[str, Any]) -> None:
     if state:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
+        for group in opt.param_groups:  # the config's lr wins (PBT may have changed it)
+            group["lr"] = config["lr"]
         start = state["epoch"]
     gen = torch.Generator().manual_seed(config["seed"])
     n, bs = len(train_set["answer"]), config["batch_size"]
