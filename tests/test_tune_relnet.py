@@ -177,3 +177,11 @@ def test_trainable_resumes_from_its_checkpoint(monkeypatch):
     monkeypatch.setattr(trial, "restore", lambda: saved)
     R.train({**config, "epochs": 3})
     assert [m["epoch"] for m, _ in reports] == [1, 2, 3]  # continued, did not restart
+
+
+def test_colour_blind_accuracy_is_between_chance_and_one():
+    blind = R.colour_blind_accuracy(200, 32, 0)
+    assert 0.5 < blind["shape"] < 0.8  # the scene's majority shape
+    assert 0.5 < blind["horizontal"] < 0.8
+    assert blind["count"] > blind["shape"]  # "k of one shape" is right for k of 6 colours
+    assert blind["nonrel_acc"] < 0.7 and blind["rel_acc"] < 0.85

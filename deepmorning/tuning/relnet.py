@@ -164,6 +164,28 @@ def make_dataset(n_images: int, size: int, seed: int, per_type: int = 10,
             "subtype": torch.tensor(sub)}
 
 
+def colour_blind_accuracy(n_images: int, size: int, seed: int) -> dict[str, float]:
+    """The best accuracy per question subtype without reading the question's colour.
+
+    For each scene and subtype the colour-blind guess is the answer most of the 6 colours
+    share (e.g. the scene's majority shape). A model at or below these numbers has learned
+    scene statistics, not which object the question is about.
+    """
+    from collections import Counter
+
+    rng = np.random.default_rng(seed)
+    hits: dict[str, list[float]] = {name: [] for name in SUBTYPES}
+    for _ in range(n_images):
+        xy, shapes = random_scene(rng, size)
+        for subtype, name in enumerate(SUBTYPES):
+            answers = [answer(xy, shapes, c, subtype, size) for c in range(N_OBJECTS)]
+            hits[name].append(Counter(answers).most_common(1)[0][1] / N_OBJECTS)
+    out = {name: float(np.mean(v)) for name, v in hits.items()}
+    out["nonrel_acc"] = float(np.mean([out[n] for n in SUBTYPES[:3]]))
+    out["rel_acc"] = float(np.mean([out[n] for n in SUBTYPES[3:]]))
+    return out
+
+
 # -- networks ---------------------------------------------------------------------------------
 def mlp(sizes: list[int], last_relu: bool = True) -> nn.Sequential:
     layers: list[nn.Module] = []
