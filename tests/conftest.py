@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,11 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Tests never touch the user's home directory: an embedded Ray writes ~/.ray/auth_token when
+# none exists (it ignores RAY_AUTH_TOKEN_PATH for that), and matplotlib its caches. Every test,
+# and every CLI it runs in a subprocess, sees a home of its own for the session.
+os.environ["HOME"] = tempfile.mkdtemp(prefix="deepmorning-tests-home-")
 
 # The models under test are tiny; on a 2-core CI machine extra intra-op threads only thrash.
 torch.set_num_threads(1)
