@@ -353,3 +353,21 @@ def test_failed_trials_are_reported_and_the_run_stays_resumable(ray_local, tmp_p
     assert list(results.status) == ["ERROR", "ERROR"]
     assert results.error.str.contains("toy failure on purpose").all()
     assert not (run / "summary.json").exists()  # unfinished: --resume restarts failed trials
+
+
+def test_a_run_at_a_uri_lands_there_and_reads_back(tmp_path):
+    """``--output file://…``: Tune's experiment and every run file end up at the URI (a bucket
+    on a cluster), and ``results show`` reads the run from there."""
+    uri = (tmp_path / "bucket" / "study").as_uri()
+    env = _env(tmp_path)
+    res = run_cli("tune", "toy", "--num-samples", "1", "--output", uri, env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert uri in res.stdout.replace("\n", "")
+    remote = tmp_path / "bucket" / "study"
+    for name in ("config.json", "results.csv", "best.json", "curves.png", "summary.json"):
+        assert (remote / name).is_file(), name
+    assert list((remote / "tune").glob("trial_*/checkpoint_*"))
+    assert not (tmp_path / "file:").exists() and not (tmp_path / "runs").exists()
+    shown = run_cli("results", "show", uri, env=env, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "curves.png" in shown.stdout

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 from click.core import ParameterSource
 
@@ -41,9 +39,10 @@ EPILOG = """\b
               help="Seed of the trials and the searcher (a study's seeds are SEED..SEED+K-1).")
 @click.option("--scale", type=click.Choice(["quick", "paper"]), default="quick",
               show_default=True, help="quick: minutes on a laptop CPU; paper: the paper's sizes.")
-@click.option("--output", type=click.Path(path_type=Path), default=None,
-              help="Run directory (default: runs/tune-MODEL[-STUDY]-TIMESTAMP).")
-@click.option("--resume", type=click.Path(path_type=Path), default=None,
+@click.option("--output", type=click.Path(), default=None,
+              help="Run directory, a path or a URI (s3://, gs://, file://; default: "
+                   "runs/tune-MODEL[-STUDY]-TIMESTAMP).")
+@click.option("--resume", type=click.Path(), default=None,
               help="Continue an unfinished run: finished trials are kept, the rest continue.")
 @click.pass_context
 def tune(ctx: click.Context, model: str, **flags) -> None:

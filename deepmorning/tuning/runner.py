@@ -256,13 +256,19 @@ def build_tuner(cfg: Mapping[str, Any], model: registry.TuneModel, run: rundir.R
             # import of torch, and a model module's per-process data cache is reused
             reuse_actors=True),
         run_config=tune.RunConfig(
-            name=EXPERIMENT, storage_path=str(run.path), verbose=0,
+            name=EXPERIMENT, storage_path=storage(run), verbose=0,
             progress_reporter=SilentReporter(), callbacks=[progress_callback(cfg, run, quiet)],
             checkpoint_config=tune.CheckpointConfig(  # the best ones and, always, the latest
                 num_to_keep=PBT_KEEP if cfg["scheduler"] == "pbt" else KEEP,
                 checkpoint_score_attribute=cfg["metric"], checkpoint_score_order=cfg["mode"]),
             failure_config=tune.FailureConfig(max_failures=0)),
     )
+
+
+def storage(run: rundir.RunDir) -> str:
+    """Where Tune keeps the experiment: in the run directory, so at its URI for a run at a URI
+    (trials on other nodes write their checkpoints there themselves)."""
+    return run.location if run.mirror is not None else str(run.path)
 
 
 def check_trusted(experiment: Path) -> None:
@@ -282,12 +288,13 @@ def check_trusted(experiment: Path) -> None:
 def restore_tuner(cfg: Mapping[str, Any], model: registry.TuneModel, run: rundir.RunDir) -> Any:
     from ray import tune
 
-    experiment = run.path / EXPERIMENT
-    if not tune.Tuner.can_restore(str(experiment)):
-        raise DeepmorningError(f"{run.path} has no Tune experiment state to resume (the run was "
-                               "stopped before its first trial started); start it again")
-    check_trusted(experiment)
-    return tune.Tuner.restore(str(experiment), trainable=trainable(cfg, model),
+    experiment = f"{storage(run)}/{EXPERIMENT}"
+    if not tune.Tuner.can_restore(experiment):
+        raise DeepmorningError(f"{run.location} has no Tune experiment state to resume (the "
+                               "run was stopped before its first trial started); start it again")
+    if run.mirror is None:
+        check_trusted(Path(experiment))
+    return tune.Tuner.restore(experiment, trainable=trainable(cfg, model),
                               resume_unfinished=True, restart_errored=True)
 
 
@@ -326,7 +333,7 @@ def run(req: TuneRequest) -> dict[str, Any]:
     if run_dir is not None:
         if req.given - {"resume"}:
             console.warn("resuming uses the run's stored configuration; other flags are ignored")
-        run_dir = rundir.RunDir.resume(run_dir.path, group=GROUP)
+        run_dir = rundir.RunDir.resume(run_dir.location, group=GROUP)
     model = registry.get(cfg["model"])
     conn = runtime.connect(req.address, log_to_driver=req.debug)  # trials log to their files
     check_resources(cfg, conn)
@@ -339,7 +346,7 @@ def run(req: TuneRequest) -> dict[str, Any]:
             run_dir.checkpoints.rmdir()  # Tune keeps the checkpoints: RUN/tune/trial_*/
         resumed = False
     else:
-        check_shared_output(run_dir.path, len(conn.nodes))
+        check_shared_output(run_dir.location, len(conn.nodes))
         resumed = True
     quiet_tune(req.debug)
     if not req.quiet:
@@ -349,7 +356,7 @@ def run(req: TuneRequest) -> dict[str, Any]:
         if not cfg.get("study") and cfg.get("seeds"):
             what = f"{cfg['trials']} seeds of one config (nothing is searched at this scale)"
         console.console.print(f"[bold]tune {cfg['model']}[/bold]: {what}, {cfg['epochs']} "
-                              f"epochs, scale {cfg['scale']} -> {run_dir.path}"
+                              f"epochs, scale {cfg['scale']} -> {run_dir.location}"
                               + (" (resumed)" if resumed else ""))
         if conn.dashboard_url:
             console.console.print(f"Ray dashboard: {conn.dashboard_url}")
@@ -404,7 +411,7 @@ def write_outputs(run: rundir.RunDir, grid: Any, cfg: Mapping[str, Any],
     write_table(run, EPOCHS, report.table(report.epoch_rows(grid, study is not None)))
     if unfinished:
         raise DeepmorningError(f"stopped with {len(unfinished)} unfinished trial(s); continue "
-                               f"with --resume {run.path}")
+                               f"with --resume {run.location}")
     errored = results[results["status"] == "ERROR"] if not results.empty else results
     for row in errored.to_dict("records"):
         where = run.path / EXPERIMENT / f"trial_{row['trial_id']}" / "error.txt"
@@ -413,7 +420,7 @@ def write_outputs(run: rundir.RunDir, grid: Any, cfg: Mapping[str, Any],
     if best is None:
         raise DeepmorningError(f"no trial finished with a value of {cfg['metric']} ({len(errored)}"
                                f" of {len(results)} failed); see {run.path / EXPERIMENT}; fix "
-                               f"the cause and --resume {run.path} to restart them")
+                               f"the cause and --resume {run.location} to restart them")
     best_rec = report.best_record(best, cfg["metric"], cfg["mode"])
     run.write_json(BEST, best_rec)
     summary: dict[str, Any] = {
@@ -502,4 +509,4 @@ def closing_table(run: rundir.RunDir, results: Any, cfg: Mapping[str, Any],
     console.console.print(
         f"best {cfg['metric']} {value:.4g} (trial {summary['best_trial']}); "
         f"{summary['errored']} failed, {summary['stopped_early']} stopped early; "
-        f"{summary['wall_s']:.0f} s -> {run.path}" if math.isfinite(value) else str(run.path))
+        f"{summary['wall_s']:.0f} s -> {run.location}" if math.isfinite(value) else run.location)
