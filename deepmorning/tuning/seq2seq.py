@@ -474,7 +474,7 @@ def plot_length(curves: Mapping[str, Mapping[int, Mapping[str, float]]], path: P
 def pictures(config: Mapping[str, Any], checkpoint: Path, out: Path, tag: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     curve = length_curve(config, checkpoint)
-    return [plot_length({f"{config['unit']} unit": curve}, out / f"{tag}bleu_by_length.png")]
+    return [plot_length({f"{config['unit']} unit": curve}, out / f"bleu-by-length-{tag}.png")]
 
 
 # -- claim studies ------------------------------------------------------------------------------
