@@ -108,8 +108,8 @@ def test_trainable_one_step_checkpoint_and_pictures(ray_local, tmp_path, arch):
     with result.checkpoint.as_directory() as path:
         state = trial.load_state(path)
         assert state["epoch"] == 1
-        pngs = ntm.MODEL.pictures(result.config, path, tmp_path / "pics", "best_")
+        pngs = ntm.MODEL.pictures(result.config, path, tmp_path / "pics", "best")
     names = sorted(p.name for p in pngs)
-    expected = ["best_copy_outputs.png"] + (["best_weightings.png"] if arch == "ntm" else [])
+    expected = ["copy-best.png"] + (["weightings-best.png"] if arch == "ntm" else [])
     assert names == expected
     assert all(p.stat().st_size > 5_000 for p in pngs)

@@ -175,6 +175,6 @@ def test_trainable_one_step_checkpoint_and_picture(ray_local, tmp_path):
         assert 0 <= metrics[key] <= 100
     with result.checkpoint.as_directory() as path:
         assert trial.load_state(path)["epoch"] == 1
-        pngs = s2s.MODEL.pictures(result.config, path, tmp_path / "pics", "best_")
-    assert [p.name for p in pngs] == ["best_bleu_by_length.png"]
+        pngs = s2s.MODEL.pictures(result.config, path, tmp_path / "pics", "best")
+    assert [p.name for p in pngs] == ["bleu-by-length-best.png"]
     assert pngs[0].stat().st_size > 5_000

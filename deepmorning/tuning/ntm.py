@@ -308,9 +308,9 @@ def pictures(config: Mapping[str, Any], checkpoint: Path, out: Path, tag: str) -
             ax.set_yticks([])
     fig.suptitle(f"{config['arch'].upper()} copy: trained on lengths "
                  f"{config['min_len']}-{config['max_len']} (cf. Graves et al. Figs. 4-5)")
-    paths.append(save(fig, out / f"{tag}copy_outputs.png"))
+    paths.append(save(fig, out / f"copy-{tag}.png"))
     if config["arch"] == "ntm":
-        paths.append(_weightings_picture(model, lengths[-1], out / f"{tag}weightings.png"))
+        paths.append(_weightings_picture(model, lengths[-1], out / f"weightings-{tag}.png"))
     return paths
 
 
