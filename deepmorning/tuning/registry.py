@@ -90,6 +90,10 @@ class Study:
     columns: tuple[str, ...] = ()
     pictures: Pictures | None = None
 
+    def __post_init__(self) -> None:  # the metric is always shown; each column once
+        columns = tuple(dict.fromkeys(c for c in self.columns if c != self.metric))
+        object.__setattr__(self, "columns", columns)
+
 
 @dataclass(frozen=True)
 class TuneModel:
