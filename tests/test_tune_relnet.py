@@ -127,9 +127,8 @@ def test_objects_carry_coordinates():
 TINY = {"n_train": 8, "n_test": 4, "epochs": 1, "batch_size": 16}
 
 
-@pytest.mark.parametrize("model", ["rn", "mlp"])
-def test_trainable_one_step_checkpoint_and_pictures(ray_local, tmp_path, model):
-    result = run_step("relnet", tmp_path, model=model, **TINY)
+def test_trainable_one_step_checkpoint_and_pictures(ray_local, tmp_path):
+    result = run_step("relnet", tmp_path, model="rn", **TINY)
     assert result.metrics["epoch"] == 1
     for key in ("acc", "rel_acc", "nonrel_acc", "acc_count"):
         assert 0.0 <= result.metrics[key] <= 1.0
@@ -166,17 +165,24 @@ def test_verdict_held_and_not_held():
     assert not held
 
 
-def test_trainable_resumes_from_its_checkpoint(monkeypatch):
+def test_trainable_resumes_from_its_checkpoint(monkeypatch, tmp_path):
+    """The CNN+MLP arm, run in-process: resume continues from the saved epoch and weights."""
     reports: list[tuple[dict, dict]] = []
     monkeypatch.setattr(trial, "report", lambda m, s=None: reports.append((m, s)))
     monkeypatch.setattr(trial, "restore", lambda: None)
-    config = {**R.SPACE, **R.QUICK, **TINY, "model": "rn", "seed": 0, "epochs": 1}
+    config = {**R.SPACE, **R.QUICK, **TINY, "model": "mlp", "seed": 0, "epochs": 1}
     R.train(config)
     assert [m["epoch"] for m, _ in reports] == [1]
     saved = reports[-1][1]
     monkeypatch.setattr(trial, "restore", lambda: saved)
-    R.train({**config, "epochs": 3})
+    R.train({**config, "epochs": 3, "lr": 0.0})  # lr 0: weights stay as restored
     assert [m["epoch"] for m, _ in reports] == [1, 2, 3]  # continued, did not restart
+    for key, value in saved["model"].items():
+        if key.startswith("head."):
+            assert torch.equal(reports[-1][1]["model"][key], value)
+    torch.save(reports[-1][1], tmp_path / trial.STATE_FILE)
+    paths = R.pictures(config, tmp_path, tmp_path / "pics", "mlp")
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
 
 
 def test_colour_blind_accuracy_is_between_chance_and_one():

@@ -1,5 +1,5 @@
 """Relation Networks on Sort-of-CLEVR (Santoro et al. 2017, "A simple neural network module for
-relational reasoning", §5.3 and appendix D).
+relational reasoning", §5.3 and the appendix on the Sort-of-CLEVR model).
 
 An RN answers a question ``q`` about a set of objects ``O`` as
 
@@ -19,17 +19,17 @@ non-relational questions; a CNN augmented with an MLP (comparable size) reaches 
 non-relational questions but plateaus at about 63% on the relational ones.
 
 Reproduced here: the generator (``render``, ``answer``, ``make_dataset``), CNN+RN and the
-CNN+MLP baseline, and the claim as the study ``rn-vs-mlp``. Paper defaults (appendix D): 4 conv
-layers of 32, 64, 128, 256 kernels with batch norm and ReLU; g a 4-layer MLP of 2000 units; f a
-4-layer MLP of 2000, 1000, 500, 100 units then a linear softmax layer; Adam lr 1e-4,
-mini-batch 64; 10,000 training images. The ``quick`` preset shrinks
-this for a CPU laptop: images are rendered by the same generator at 32×32 instead of 75×75
-(objects scaled with the image: 5-pixel squares and discs), the CNN is 4 layers of 24 kernels
-(strides 2, 2, 2, 1, as in common public re-implementations) giving a 4×4 grid of 16 objects,
-g is 3×64 and f 64-64 (CNN+MLP: 3×256, a comparable or larger parameter count), Adam lr 1e-3,
-2,000 training images (40,000 questions) for 5 epochs — about 3,000 updates in place of the
-paper's hundreds of thousands. Batch-norm statistics are re-estimated on training images before
-each evaluation (see :func:`recalibrate_bn`).
+CNN+MLP baseline, and the claim as the study ``rn-vs-mlp``. Paper defaults (its appendix on the
+Sort-of-CLEVR model): 4 conv layers of 32, 64, 128, 256 kernels with batch norm and ReLU; g a
+4-layer MLP of 2000 units; f a 4-layer MLP of 2000, 1000, 500, 100 units then a linear softmax
+layer; Adam lr 1e-4, mini-batch 64; 10,000 training images. The ``quick`` preset shrinks this
+for a CPU laptop: images are rendered by the same generator at 32×32 instead of 75×75 (objects
+scaled with the image: 5-pixel squares and discs), the CNN is 4 layers of 24 kernels (strides 2,
+2, 2, 1, as in common public re-implementations) giving a 4×4 grid of 16 objects, g is 3×64 and
+f 64-64 (CNN+MLP: 3×256, a comparable or larger parameter count), Adam lr 1e-3, 2,000 training
+images (40,000 questions) for 5 epochs — about 3,000 updates in place of the paper's hundreds of
+thousands. Batch-norm statistics are re-estimated on training images before each evaluation (see
+:func:`recalibrate_bn`).
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def padding(kernel: int, stride: int) -> int:
 
 
 class ConvStem(nn.Module):
-    """Conv + batch norm + ReLU layers (appendix D); ``strides`` set the grid size."""
+    """Conv + batch norm + ReLU layers (the paper's appendix); ``strides`` set the grid size."""
 
     def __init__(self, channels: list[int], strides: list[int], kernels: list[int]):
         super().__init__()
@@ -272,7 +272,7 @@ class RelationModule(nn.Module):
 
 
 class CNNRN(nn.Module):
-    """CNN + RN: the feature-map cells with coordinates are the objects (§4, appendix D)."""
+    """CNN + RN: the feature-map cells with coordinates are the objects (§4, the appendix)."""
 
     def __init__(self, cfg: Mapping[str, Any]):
         super().__init__()
@@ -308,7 +308,7 @@ def build(cfg: Mapping[str, Any]) -> nn.Module:
     return {"rn": CNNRN, "mlp": CNNMLP}[cfg["model"]](cfg)
 
 
-# -- search space (paper defaults, appendix D) ---------------------------------------------------
+# -- search space (paper defaults, the paper's appendix) -----------------------------------------
 SPACE: dict[str, Any] = {
     "model": "rn",
     "img_size": PAPER_SIZE,
