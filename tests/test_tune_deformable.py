@@ -129,8 +129,8 @@ def test_trainable_one_step_through_tune_checkpoint_and_picture(ray_local, tmp_p
     assert 0.0 <= result.metrics["acc"] <= 1.0
     state = trial.load_state(result.checkpoint.path)
     assert state["epoch"] == 1 and "convs.3.offset.weight" in state["model"]
-    paths = dm.pictures(result.config, result.checkpoint.path, tmp_path / "pics", "best-")
-    assert [p.name for p in paths] == ["best-sampling.png"]
+    paths = dm.pictures(result.config, result.checkpoint.path, tmp_path / "pics", "best")
+    assert [p.name for p in paths] == ["sampling-best.png"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

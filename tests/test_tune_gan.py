@@ -27,8 +27,8 @@ def test_infogan_one_step_through_tune_checkpoint_and_pictures(ray_local, tmp_pa
     assert m["c1_factor"] in gm.FACTORS
     state = trial.load_state(result.checkpoint.path)
     assert state["epoch"] == 1 and {"G", "D", "opt_g", "opt_d", "rng"} <= set(state)
-    paths = gm.pictures(result.config, result.checkpoint.path, tmp_path / "pics", "best-")
-    assert [p.name for p in paths] == ["best-samples.png", "best-traversal.png"]
+    paths = gm.pictures(result.config, result.checkpoint.path, tmp_path / "pics", "best")
+    assert [p.name for p in paths] == ["samples-best.png", "traversal-best.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
 
 
