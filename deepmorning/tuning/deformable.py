@@ -406,7 +406,7 @@ def pictures(config: Mapping[str, Any], checkpoint: Path, out: Path, tag: str) -
                  "cf. Dai et al. Fig. 5)", fontsize=10)
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{tag}sampling.png"
+    path = out / ("-".join(part for part in ("sampling", tag) if part) + ".png")
     fig.savefig(path)
     plt.close(fig)
     return [path]

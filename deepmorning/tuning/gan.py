@@ -406,6 +406,11 @@ def train(config: dict[str, Any]) -> None:
 
 
 # -- pictures --------------------------------------------------------------------------------------
+def _name(kind: str, tag: str) -> str:
+    """``samples-best.png`` for the runner's tag "best", ``samples.png`` without a tag."""
+    return "-".join(part for part in (kind, tag) if part) + ".png"
+
+
 def _load_generator(config: Mapping[str, Any], checkpoint: Path) -> Generator:
     G, _ = build(config)
     G.load_state_dict(trial.load_state(checkpoint)["G"])
@@ -447,7 +452,7 @@ def sample_grid(config: Mapping[str, Any], checkpoint: Path, out: Path, tag: str
     axes[1].set_title(f"real ({config['data']})")
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{tag}samples.png"
+    path = out / _name("samples", tag)
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -487,7 +492,7 @@ def traversal(config: Mapping[str, Any], checkpoint: Path, out: Path, tag: str) 
     fig.suptitle("InfoGAN latent traversals (cf. Chen et al. Fig. 2)", fontsize=10)
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{tag}traversal.png"
+    path = out / _name("traversal", tag)
     fig.savefig(path)
     plt.close(fig)
     return path
