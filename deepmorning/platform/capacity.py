@@ -79,7 +79,7 @@ def node_types_from_config(doc: Mapping[str, Any]) -> list[NodeType]:
 
 
 def node_types_from_file(path: Path) -> list[NodeType]:
-    from deepmorning.platform.cluster_config import load_documents
+    from deepmorning.ops.cluster_config import load_documents
 
     try:
         docs = load_documents(path)

@@ -16,7 +16,7 @@ EPILOG = """\b
 """
 
 
-@click.command("tune", epilog=EPILOG, no_args_is_help=True)
+@click.command("tune", epilog=EPILOG)
 @click.argument("model")
 @click.option("--study", default=None, metavar="NAME",
               help="Run the named claim study: its arms × seeds, claim.csv and claim.md.")
