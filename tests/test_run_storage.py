@@ -141,7 +141,7 @@ def test_nas_search_writes_resumes_and_shows_from_a_file_uri(tmp_path, staging):
     assert first.returncode == 0, first.stderr
     assert uri in first.stdout
     for name in ("run.json", "config.json", "history.csv", "summary.json", "rewards.png",
-                 "checkpoints/search.pt"):
+                 "checkpoints/journal.jsonl", "checkpoints/ps-0.pt"):
         assert (target / name).is_file(), name
     assert not (tmp_path / "file:").exists()
 
