@@ -101,8 +101,8 @@ def test_xor_boundary_picture(monkeypatch, tmp_path):
     cfg = config(data="xor", widths="5,4", activation="sigmoid", epochs=1, steps_per_epoch=5)
     basics.train(cfg)
     torch.save(saved, tmp_path / trial.STATE_FILE)
-    pngs = basics.activation_picture(cfg, tmp_path, tmp_path, "x_")
-    assert pngs[0].name == "x_xor_boundary.png" and pngs[0].exists()
+    pngs = basics.activation_picture(cfg, tmp_path, tmp_path, "x")
+    assert pngs[0].name == "xor-boundary-x.png" and pngs[0].exists()
 
 
 def test_trainable_resumes_and_keeps_steps_to_target(monkeypatch):

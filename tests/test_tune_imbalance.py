@@ -116,7 +116,7 @@ def test_trainable_one_step_checkpoint_and_pictures(ray_local, tmp_path):
         assert 0.0 <= result.metrics[key] <= 1.0
     assert trial.load_state(result.checkpoint.path)["epoch"] == 2
     paths = I.pictures(dict(result.config), result.checkpoint.path, tmp_path / "pics", "best")
-    assert [p.name for p in paths] == ["best_recall.png", "best_2d.png"]
+    assert [p.name for p in paths] == ["recall-best.png", "2d-best.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
 
 

@@ -136,7 +136,7 @@ def test_trainable_one_step_checkpoint_and_pictures(ray_local, tmp_path):
     assert state["epoch"] == 1
     config = {**result.config}
     paths = R.pictures(config, result.checkpoint.path, tmp_path / "pics", "best")
-    assert [p.name for p in paths] == ["best_examples.png", "best_by_question.png"]
+    assert [p.name for p in paths] == ["examples-best.png", "by-question-best.png"]
     assert all(p.stat().st_size > 5000 for p in paths)
 
 

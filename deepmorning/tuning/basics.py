@@ -283,7 +283,7 @@ def activation_picture(config: Mapping[str, Any], checkpoint: Path, folder: Path
     net.load_state_dict(trial.load_state(checkpoint)["model"])
     net.eval()
     if config["data"] == "xor":
-        return [_xor_boundary(net, xv, yv, Path(folder) / f"{tag}xor_boundary.png", plots)]
+        return [_xor_boundary(net, xv, yv, Path(folder) / f"xor-boundary-{tag}.png", plots)]
     stds, h = [], torch.from_numpy(xv)
     if net.conv:
         h = h.view(-1, 1, 8, 8)
@@ -297,7 +297,7 @@ def activation_picture(config: Mapping[str, Any], checkpoint: Path, folder: Path
                            f"{config['activation']}, val acc {acc:.2f})",
                            "hidden layer", "std of activations (log)")
     ax.semilogy(range(1, len(stds) + 1), np.maximum(stds, 1e-30), marker="o")
-    return [plots.save(fig, Path(folder) / f"{tag}activations.png")]
+    return [plots.save(fig, Path(folder) / f"activations-{tag}.png")]
 
 
 def _xor_boundary(net: nn.Module, xv: np.ndarray, yv: np.ndarray, path: Path, plots) -> Path:

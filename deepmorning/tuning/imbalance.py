@@ -295,9 +295,9 @@ def pictures(config: Mapping[str, Any], checkpoint: Path, out: Path, tag: str) -
     model.load_state_dict(trial.load_state(checkpoint)["model"])
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
-    paths = [write_recalls(out / f"{tag}_recall.png", config, model)]
+    paths = [write_recalls(out / f"recall-{tag}.png", config, model)]
     if config["dataset"] == "2d":
-        paths.append(write_two_d(out / f"{tag}_2d.png", config["seed"],
+        paths.append(write_two_d(out / f"2d-{tag}.png", config["seed"],
                                  config["minority_fraction"], config["method"], model,
                                  config["k_neighbors"]))
     return paths

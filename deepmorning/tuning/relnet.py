@@ -473,7 +473,7 @@ def pictures(config: Mapping[str, Any], checkpoint: Path, out: Path, tag: str) -
     model = build(config)
     model.load_state_dict(trial.load_state(checkpoint)["model"])
     out.mkdir(parents=True, exist_ok=True)
-    paths = [write_examples(out / f"{tag}_examples.png", config["img_size"], seed=7,
+    paths = [write_examples(out / f"examples-{tag}.png", config["img_size"], seed=7,
                             model=model)]
     test_set = make_dataset(config["n_test"], config["img_size"], TEST_SEED)
     acc = evaluate(model, test_set, torch.device("cpu"))
@@ -486,7 +486,7 @@ def pictures(config: Mapping[str, Any], checkpoint: Path, out: Path, tag: str) -
     for i, v in enumerate(vals):
         ax.text(i, v + 0.02, f"{v:.2f}", ha="center")
     fig.tight_layout()
-    paths.append(out / f"{tag}_by_question.png")
+    paths.append(out / f"by-question-{tag}.png")
     fig.savefig(paths[-1])
     plt.close(fig)
     return paths

@@ -376,7 +376,7 @@ def side_by_side(config: Mapping[str, Any], checkpoint: Path, folder: Path, tag:
             axes[row, col].set_title(f"{name}: {title}" if col == 0 else title, fontsize=9)
             axes[row, col].axis("off")
     fig.suptitle(f"{config['arch']} ×{s} (Y channel super-resolved; PSNR on Y)")
-    path = Path(folder) / f"{tag}sr_x{s}.png"
+    path = Path(folder) / f"sr-x{s}-{tag}.png"
     return [plots.save(fig, path)]
 
 
