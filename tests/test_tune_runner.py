@@ -177,6 +177,7 @@ def test_a_run_from_relative_runs_writes_every_file(toy_run):
     assert trial.load_state(checkpoint)["epoch"] == 3
     assert (run / "tune" / "tuner.pkl").is_file()
     assert len(list((run / "tune").glob("trial_*"))) == 3
+    assert len(list((run / "tune").glob("trial_*/events.out.tfevents.*"))) == 3  # TensorBoard
     for png in ("curves.png", "toy-best.png"):
         assert (run / png).stat().st_size > 5000
     summary = json.loads((run / "summary.json").read_text())
