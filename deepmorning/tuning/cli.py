@@ -9,7 +9,7 @@ from deepmorning.platform.errors import DeepmorningError
 
 EPILOG = """\b
   deepmorning tune list                                  # models, metrics, studies
-  deepmorning tune srcnn                                 # 4 random trials, quick scale
+  deepmorning tune srcnn                                 # 4 trials; quick fixes every key: 4 seeds
   deepmorning tune srcnn --scheduler asha --num-samples 16 --set KEY=VALUE
   deepmorning tune srcnn --study NAME                    # a claim study: arms x 3 seeds
   deepmorning tune srcnn --resume runs/tune-srcnn-...    # continue a killed run
