@@ -372,3 +372,21 @@ def test_a_run_at_a_uri_lands_there_and_reads_back(tmp_path):
     shown = run_cli("results", "show", uri, env=env, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "curves.png" in shown.stdout
+
+
+def test_readme_study_line_runs_from_an_empty_directory(tmp_path):
+    """The README's `deepmorning tune basics --study batchnorm`, as printed: default relative
+    runs/, a claim table that held and its files."""
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "COLUMNS": "160"}
+    env.pop("RAY_ADDRESS", None)
+    env.pop(registry.MODULES_ENV, None)
+    (tmp_path / "home").mkdir()
+    readme = (REPO / "README.md").read_text()
+    assert "deepmorning tune basics --study batchnorm " in readme
+    res = run_cli("tune", "basics", "--study", "batchnorm", env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    run = _one_run(tmp_path)
+    claim = pd.read_csv(run / "claim.csv")
+    assert sorted(claim.arm.unique()) == ["bn", "plain"] and len(claim) == 6
+    assert "**held**" in (run / "claim.md").read_text()
+    assert (run / "claim.png").is_file() and (run / "summary.json").is_file()
