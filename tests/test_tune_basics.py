@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tune_step import fixed, run_step
 
 from deepmorning.tuning import basics, registry, trial
-from tests.tune_step import fixed, run_step
 
 
 def config(**overrides) -> dict:

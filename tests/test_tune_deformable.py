@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from tune_resume import run_resumed
+from tune_step import run_step
 
 from deepmorning.tuning import deformable as dm
 from deepmorning.tuning import registry, trial
-from tests.tune_resume import run_resumed
-from tests.tune_step import run_step
 
 
 @pytest.mark.parametrize("stride,padding,dilation", [(1, 1, 1), (2, 0, 1), (1, 2, 2), (2, 1, 1)])

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tune_resume import run_resumed
+from tune_step import run_step
 
 from deepmorning.tuning import gan as gm
 from deepmorning.tuning import registry, trial
-from tests.tune_resume import run_resumed
-from tests.tune_step import run_step
 
 TINY = {"epochs": 1, "fc": 32, "ch": 8, "n_noise": 8, "batch_size": 128}
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tune_step import run_step
 
 from deepmorning.tuning import imbalance as I
 from deepmorning.tuning import trial
-from tests.tune_step import run_step
 
 
 def test_digits_cut_only_the_minority_classes_in_training():

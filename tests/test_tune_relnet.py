@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tune_step import run_step
 
 from deepmorning.tuning import relnet as R
 from deepmorning.tuning import trial
-from tests.tune_step import run_step
 
 # A hand-built 75x75 scene (x, y): red far top-left, green next to it, blue bottom-right,
 # orange centre-right, gray top-right, yellow bottom-left.

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 from skimage import color, data, metrics, transform
+from tune_step import fixed, run_step
 
 from deepmorning.tuning import registry, srcnn, trial
-from tests.tune_step import fixed, run_step
 
 TINY = {"depth": 3, "width": 8, "batch": 2, "patch": 16, "steps_per_epoch": 2,
         "test_crop": 48, "epochs": 1}

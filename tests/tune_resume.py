@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
+from tune_step import fixed
 
 from deepmorning.tuning import registry
-from tests.tune_step import fixed
 
 
 def run_resumed(model_name: str, storage: Path, **overrides: Any):
