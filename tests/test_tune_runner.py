@@ -335,6 +335,15 @@ def test_pbt_runs_a_population(ray_local, tmp_path):
     results = pd.read_csv(run / "results.csv")
     assert len(results) == 3 and (results.epoch == 4).all() and summary["errored"] == 0
     assert "PopulationBasedTraining" in (run / "tune" / "tuner.pkl").read_bytes().decode("latin1")
+    # PBT's exploit copies a better trial's checkpoint and mutates its config: the restored
+    # trial must train with the mutated lr, not the one saved in the optimizer's state
+    rows = [json.loads(line) for f in (run / "tune").glob("*/result.json")
+            for line in f.read_text().splitlines() if line.strip()]
+    assert rows and all(r["lr_used"] == pytest.approx(r["config"]["lr"]) for r in rows)
+    first_lr = {}
+    for r in rows:
+        first_lr.setdefault(r["trial_id"], r["config"]["lr"])
+    assert any(r["config"]["lr"] != first_lr[r["trial_id"]] for r in rows), "PBT never perturbed"
 
 
 def test_optuna_searches_the_space(ray_local, tmp_path):
@@ -390,3 +399,52 @@ def test_readme_study_line_runs_from_an_empty_directory(tmp_path):
     assert sorted(claim.arm.unique()) == ["bn", "plain"] and len(claim) == 6
     assert "**held**" in (run / "claim.md").read_text()
     assert (run / "claim.png").is_file() and (run / "summary.json").is_file()
+
+
+def test_load_optimizer_keeps_the_configs_hyperparameters_and_the_saved_moments():
+    import torch
+
+    from deepmorning.tuning import trial
+
+    w, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.zeros(1))
+    old = torch.optim.Adam([{"params": [w]}, {"params": [b], "lr": 0.5}], lr=0.1,
+                           weight_decay=0.01)
+    (w.sum() + b.sum()).backward()
+    old.step()
+    new = torch.optim.Adam([{"params": [w]}, {"params": [b], "lr": 0.05}], lr=0.01,
+                           weight_decay=0.0)
+    trial.load_optimizer(new, old.state_dict())
+    assert [g["lr"] for g in new.param_groups] == [0.01, 0.05]
+    assert [g["weight_decay"] for g in new.param_groups] == [0.0, 0.0]
+    assert torch.equal(new.state[w]["exp_avg"], old.state[w]["exp_avg"])
+    assert int(new.state[w]["step"]) == 1
+
+
+def test_every_model_restores_its_optimizers_through_load_optimizer():
+    """A plain ``opt.load_state_dict`` on restore brings back the saved lr and undoes PBT."""
+    import re
+
+    import deepmorning.tuning as tuning
+
+    offenders = [f"{path.name}: {m.group(0)}" for path in Path(tuning.__file__).parent.glob("*.py")
+                 if path.name != "trial.py"
+                 for m in re.finditer(r"\w*opt\w*\.load_state_dict\([^)]*\)", path.read_text())]
+    assert offenders == []
+
+
+def test_claim_png_plots_the_studys_metric_not_the_models(tmp_path):
+    """basics/batchnorm is judged on steps_to_target (min) while the model's metric is val_acc."""
+    from deepmorning.platform.rundir import RunDir
+    from deepmorning.tuning import plots as tune_plots
+
+    cfg = {"model": "basics", "study": "batchnorm", "metric": "val_acc", "mode": "max",
+           "study_metric": "steps_to_target", "study_mode": "min"}
+    run = RunDir.create(tmp_path / "run", "tune", "basics-batchnorm", cfg)
+    run.append_rows("epochs.csv", [{"trial_id": t, "epoch": 1, "val_acc": 0.9, "arm": a, "seed": 0}
+                                   for t, a in (("a", "bn"), ("b", "plain"))])
+    run.append_rows("results.csv", [{"trial_id": "a", "val_acc": 0.9}])
+    run.append_rows("claim.csv", [{"arm": a, "seed": 0, "trial_id": t, "status": "TERMINATED",
+                                   "steps_to_target": s}
+                                  for t, a, s in (("a", "bn", 300), ("b", "plain", 900))])
+    written = tune_plots.plot_run(RunDir.open(tmp_path / "run"))
+    assert run.path / "claim.png" in written

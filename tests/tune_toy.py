@@ -56,7 +56,7 @@ def train(config: dict[str, Any]) -> None:
     state = trial.restore()
     if state:
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        trial.load_optimizer(opt, state["opt"])
         start = int(state["epoch"])
     if config["fail"]:
         raise RuntimeError("toy failure on purpose")
@@ -71,7 +71,7 @@ def train(config: dict[str, Any]) -> None:
         time.sleep(config["sleep"])
         _log(epoch)
         trial.report({"epoch": epoch, "loss": loss, "weight": model.weight.item(),
-                      "device": dev.type},
+                      "device": dev.type, "lr_used": opt.param_groups[0]["lr"]},
                      {"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch})
 
 

@@ -230,7 +230,7 @@ def train(config: dict[str, Any]) -> None:
     state = trial.restore()
     if state:
         net.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        trial.load_optimizer(opt, state["opt"])  # the config's lr wins (PBT may change it)
         start, first_hit = int(state["epoch"]), int(state["first_hit"])
         gen.manual_seed(int(config["seed"]) * 1000 + start)
     steps, every = int(config["steps_per_epoch"]), int(config["eval_every"])

@@ -310,7 +310,7 @@ def train(config: dict[str, Any]) -> None:
     state = trial.restore()
     if state:
         net.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        trial.load_optimizer(opt, state["opt"])  # the config's lr wins (PBT may change it)
         start = int(state["epoch"])
     gen = torch.Generator().manual_seed(int(config["seed"]))
     for _ in range(start):  # the shuffles of the epochs already done, so a resume continues

@@ -353,8 +353,8 @@ def train(config: dict[str, Any]) -> None:
     if state:
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
+        trial.load_optimizer(opt_g, state["opt_g"])  # the config's lrs win (PBT may change them)
+        trial.load_optimizer(opt_d, state["opt_d"])
         start = int(state["epoch"])
         torch.set_rng_state(state["rng"])
     n_cat = int(config["n_cat"])

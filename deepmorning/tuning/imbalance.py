@@ -191,9 +191,7 @@ def train(config: dict[str, Any]) -> None:
     state = trial.restore()
     if state:
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        for group in opt.param_groups:  # the config's lr wins (PBT may have changed it)
-            group["lr"] = config["lr"]
+        trial.load_optimizer(opt, state["opt"])  # the config's lr wins (PBT may change it)
         start = state["epoch"]
     gen = torch.Generator().manual_seed(config["seed"])
     bs = config["batch_size"]

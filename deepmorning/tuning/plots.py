@@ -35,7 +35,9 @@ def plot_run(run: RunDir) -> list[Path]:
                             f"{cfg['model']} · {cfg['study']}: {metric} per epoch")
         written.append(path)
         claim = run.read_table(CLAIM)
-        written.append(claim_plot(claim, metric, mode, run.path / "claim.png",
+        # the claim is judged on the study's metric (e.g. basics/batchnorm: steps_to_target)
+        written.append(claim_plot(claim, cfg.get("study_metric", metric),
+                                  cfg.get("study_mode", mode), run.path / "claim.png",
                                   f"{cfg['model']} · {cfg['study']}"))
     else:
         written.append(curves(epochs, metric, mode, run.path / "curves.png",

@@ -420,7 +420,7 @@ def train(config: dict[str, Any]) -> None:
     state = trial.restore()
     if state:
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        trial.load_optimizer(opt, state["opt"])  # the config's lr wins (PBT may change it)
         gen.set_state(state["gen"])
         start = state["epoch"]
     for epoch in range(start + 1, config["epochs"] + 1):

@@ -309,7 +309,7 @@ def train(config: dict[str, Any]) -> None:
     state = trial.restore()
     if state:
         net.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        trial.load_optimizer(opt, state["opt"])  # the config's lr wins (PBT may change it)
         start = int(state["epoch"])
         rng = np.random.default_rng([int(config["seed"]), start])
     scales = scales_of(config)

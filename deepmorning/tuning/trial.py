@@ -9,7 +9,7 @@ A trainable reads top to bottom with these::
         state = trial.restore()                    # None on a fresh start
         start = 0
         if state:
-            model.load_state_dict(state["model"]); opt.load_state_dict(state["opt"])
+            model.load_state_dict(state["model"]); trial.load_optimizer(opt, state["opt"])
             start = state["epoch"]
         for epoch in range(start + 1, config["epochs"] + 1):
             ...
@@ -86,6 +86,19 @@ def restore() -> dict[str, Any] | None:
         return None
     with checkpoint.as_directory() as path:
         return load_state(Path(path))
+
+
+def load_optimizer(opt: torch.optim.Optimizer, saved: Mapping[str, Any]) -> None:
+    """Load an optimizer's saved moments but keep the hyperparameters the config just gave it.
+
+    ``Optimizer.load_state_dict`` also restores each group's ``lr``, ``weight_decay``, betas…
+    from the checkpoint, which would undo what PBT changed when it copied a better trial's
+    checkpoint into this one with a mutated config (Jaderberg et al. 2017, "exploit/explore").
+    """
+    fresh = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+    opt.load_state_dict(dict(saved))
+    for group, hyper in zip(opt.param_groups, fresh, strict=True):
+        group.update(hyper)
 
 
 def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
