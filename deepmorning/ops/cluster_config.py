@@ -14,11 +14,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from deepmorning.ops.grafana_config import validate_grafana
 from deepmorning.ops.kuberay_config import KUBERAY_KINDS, _get, auth_warnings, validate_kuberay
 from deepmorning.ops.launcher_config import validate_launcher
+from deepmorning.platform.yamlfile import load_documents
 
 __all__ = ["CLUSTERS_DIR", "kind_of", "load_documents", "resolve", "validate_file", "warnings_of",
            "validate_grafana", "validate_kuberay", "validate_launcher"]
@@ -27,24 +26,6 @@ CLUSTERS_DIR = "clusters"
 
 
 # -- files ----------------------------------------------------------------------------------------
-def load_documents(path: Path) -> list[Any]:
-    """The YAML (or JSON) documents of ``path``; raise ValueError with one line if unreadable."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ValueError(f"cannot read it ({exc.strerror or exc})") from None
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValueError(f"not valid YAML{where}: {problem}") from None
-    if not docs:
-        raise ValueError("empty file")
-    return docs
-
-
 def kind_of(doc: Any) -> str:
     """``launcher``, ``kuberay`` or ``grafana``."""
     if isinstance(doc, Mapping) and "apiVersion" in doc and "kind" in doc:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from deepmorning.platform.errors import DeepmorningError
+from deepmorning.platform.yamlfile import load_documents
 
 BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
 
@@ -79,8 +80,6 @@ def node_types_from_config(doc: Mapping[str, Any]) -> list[NodeType]:
 
 
 def node_types_from_file(path: Path) -> list[NodeType]:
-    from deepmorning.ops.cluster_config import load_documents
-
     try:
         docs = load_documents(path)
     except ValueError as exc:
