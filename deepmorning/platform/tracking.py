@@ -88,6 +88,10 @@ def require_mlflow(why: str = "--mlflow") -> Any:
     return mlflow
 
 
+def mlflow_version() -> str:
+    return require_mlflow().__version__
+
+
 def resolve_uri(uri: str) -> str:
     """The tracking URI to store: ``''`` is MLflow's own default; local places made absolute
     (a resumed run may start from another directory)."""
@@ -138,7 +142,9 @@ class MLflowPlan:
 
         if self.run_id is not None:
             console.print(f"MLflow: continuing run {self.run_id} at {self.uri}")
-            return MLflow(self.uri, self.run_id)
+            logger = MLflow(self.uri, self.run_id)
+            logger.call(logger.client.update_run, self.run_id, status="RUNNING")
+            return logger
         client = _client(self.uri)
         experiment_id = _experiment_id(client, self.experiment)
         created = client.create_run(experiment_id, run_name=run.path.name,
@@ -193,6 +199,10 @@ def prepare_mlflow(flag: str | None, experiment: str, run: Any = None) -> MLflow
         else:
             client.get_experiment_by_name(plan.experiment)  # creates a local store
     except Exception as exc:  # noqa: BLE001 - MLflow's store errors: one line for the user
+        if "MLFLOW_ALLOW_FILE_STORE" in str(exc):  # MLflow 3 keeps its file store for old runs
+            raise DeepmorningError(
+                f"--mlflow {plan.uri}: MLflow {mlflow_version()} refuses a file store unless "
+                "MLFLOW_ALLOW_FILE_STORE=true is set; set it or use sqlite:///PATH.db") from exc
         raise DeepmorningError(f"--mlflow {plan.uri}: {first_line(str(exc))}") from exc
     return plan
 
