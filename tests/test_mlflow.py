@@ -134,7 +134,7 @@ def test_a_bare_mlflow_tune_run_logs_a_study_run_and_a_child_run_per_trial(tmp_p
     parent = client.get_run(stored["run_id"])
     assert parent.info.status == "FINISHED" and parent.info.run_name == run.name
     assert client.get_experiment(parent.info.experiment_id).name == "tune-toy"
-    assert parent.data.params["model"] == "toy" and "space.lr" in parent.data.params
+    assert parent.data.params["model"] == "toy" and "space.lr.uniform" in parent.data.params
     summary = json.loads((run / "summary.json").read_text())
     assert parent.data.metrics["summary/best_value"] == pytest.approx(summary["best_value"])
     assert {"results.csv", "epochs.csv", "best.json", "summary.json"} <= _artifacts(
@@ -183,9 +183,10 @@ def mlflow_server(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         log.close()
 
 
