@@ -10,27 +10,34 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import ray.cloudpickle
 import tune_toy
 from conftest import REPO, free_port, run_cli
 
 from deepmorning.nas.config import NASConfig, quick
 from deepmorning.nas.search import Search
+from deepmorning.platform.errors import DeepmorningError
 from deepmorning.platform.rundir import RunDir
-from deepmorning.platform.tracking import MLFLOW_FILE, prepare_mlflow
-from deepmorning.tuning import registry
+from deepmorning.platform.tracking import MLFLOW_FILE, prepare_mlflow, resolve_uri
+from deepmorning.tuning import registry, runner
+from deepmorning.tuning.mlflow_trials import TRIAL_TAG, MLflowTrials
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+ray.cloudpickle.register_pickle_by_value(tune_toy)  # in-process runs: workers need no import
 FAST_CARTPOLE = ["--set", "learning_starts=256", "--set", "num_envs=1", "--checkpoint-every", "2"]
 
 
@@ -152,6 +159,51 @@ def test_a_bare_mlflow_tune_run_logs_a_study_run_and_a_child_run_per_trial(tmp_p
         losses = _steps(client, child.info.run_id, "loss")
         assert [s for s, _ in losses] == [1, 2, 3]  # every epoch's report
         assert {"progress.csv", "result.json"} <= _artifacts(client, child.info.run_id)
+
+
+def test_a_resumed_tune_study_logs_to_its_runs_again(ray_local, tmp_path, monkeypatch):
+    """Failed trials leave the study unfinished; ``--resume`` restarts them as new trials (they
+    fail again) under the same study run: Tune restores the MLflow callback with the experiment.
+    A trial that continues (same id) finds its run again."""
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    store, out = (tmp_path / "mlruns").as_uri(), tmp_path / "run"
+    first = runner.TuneRequest(model="toy", output=out, quiet=True, num_samples=2,
+                               sets=("fail=true",), mlflow=store,
+                               given=frozenset({"num_samples", "mlflow"}))
+    with pytest.raises(DeepmorningError, match="no trial finished"):
+        runner.run(first)
+    parent_id = json.loads((out / MLFLOW_FILE).read_text())["run_id"]
+    client = MlflowClient(store)
+    parent = client.get_run(parent_id)
+    children = f"tags.mlflow.parentRunId = '{parent_id}'"
+    before = client.search_runs([parent.info.experiment_id], filter_string=children)
+    assert len(before) == 2 and {r.info.status for r in before} == {"FAILED"}
+    assert {"error.txt", "params.json"} <= _artifacts(client, before[0].info.run_id)
+
+    again = runner.TuneRequest(model="toy", resume=out, quiet=True, given=frozenset({"resume"}))
+    with pytest.raises(DeepmorningError, match="no trial finished"):
+        runner.run(again)
+    after = client.search_runs([parent.info.experiment_id], filter_string=children)
+    per_trial = Counter(r.data.tags[TRIAL_TAG] for r in after)
+    assert set(per_trial.values()) == {1}  # one run per trial
+    assert {r.info.run_id for r in before} <= {r.info.run_id for r in after}
+    assert set(pd.read_csv(out / "results.csv").trial_id) <= set(per_trial)
+    assert {r.info.run_id for r in client.search_runs([parent.info.experiment_id])} == {
+        parent_id, *(r.info.run_id for r in after)}  # the same study run, no second one
+
+    callback = pickle.loads(pickle.dumps(MLflowTrials(store, parent_id,
+                                                      parent.info.experiment_id)))
+    old = before[0]
+    trial = SimpleNamespace(trial_id=old.data.tags[TRIAL_TAG], config={})
+    assert callback._run_of(trial).run_id == old.info.run_id  # found again, not a new run
+
+
+def test_a_bare_flag_follows_mlflow_tracking_uri_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///store.db")
+    assert resolve_uri("") == f"sqlite:///{tmp_path / 'store.db'}"
+    assert resolve_uri("mlruns") == (tmp_path / "mlruns").as_uri()  # a path: a file store
+    assert resolve_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
 
 
 # -- a real tracking server --------------------------------------------------------------------
