@@ -30,7 +30,13 @@ from deepmorning.nas.config import NASConfig, quick
 from deepmorning.nas.search import Search
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.platform.rundir import RunDir
-from deepmorning.platform.tracking import MLFLOW_FILE, prepare_mlflow, resolve_uri
+from deepmorning.platform.tracking import (
+    HTTP_DEFAULTS,
+    MLFLOW_FILE,
+    MLflow,
+    prepare_mlflow,
+    resolve_uri,
+)
 from deepmorning.tuning import registry, runner
 from deepmorning.tuning.mlflow_trials import TRIAL_TAG, MLflowTrials
 
@@ -204,6 +210,22 @@ def test_a_bare_flag_follows_mlflow_tracking_uri_made_absolute(tmp_path, monkeyp
     assert resolve_uri("") == f"sqlite:///{tmp_path / 'store.db'}"
     assert resolve_uri("mlruns") == (tmp_path / "mlruns").as_uri()  # a path: a file store
     assert resolve_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+def test_http_retries_are_kept_short_and_a_lost_server_is_one_warning(tmp_path, monkeypatch,
+                                                                       capsys):
+    for key in HTTP_DEFAULTS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    prepare_mlflow((tmp_path / "mlruns").as_uri(), "nas")
+    assert {k: os.environ[k] for k in HTTP_DEFAULTS} == HTTP_DEFAULTS
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # no backoff in this test
+    lost = MLflow(f"http://127.0.0.1:{free_port()}", "0" * 32)  # nothing listens there
+    lost.scalars(1, {"nas/reward": 0.5})
+    lost.scalars(2, {"nas/reward": 0.6})  # no second warning, no exception
+    lost.finish(tmp_path)
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if "MLflow" in ln]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: MLflow logging to http://")
 
 
 # -- a real tracking server --------------------------------------------------------------------
