@@ -51,8 +51,14 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     home = tmp_path / "home"  # Ray and MLflow write under ~: never into the real home
     home.mkdir(exist_ok=True)
     path = os.pathsep.join([str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "HOME": str(home), "COLUMNS": "160", "PYTHONPATH": path,
-           registry.MODULES_ENV: tune_toy.__name__, **extra}
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "COLUMNS": "160",
+        "PYTHONPATH": path,
+        registry.MODULES_ENV: tune_toy.__name__,
+        **extra,
+    }
     env.pop("RAY_ADDRESS", None)
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
@@ -105,14 +111,25 @@ def test_a_nas_search_logs_params_per_child_metrics_and_files(ray_local, tmp_pat
     assert [round(v, 5) for _, v in rewards] == [round(v, 5) for v in history["reward"]]
     assert logged.data.metrics["summary/best_reward"] == pytest.approx(summary["best_reward"])
     assert {"history.csv", "config.json", "summary.json", "rewards.png"} <= _artifacts(
-        client, stored["run_id"])
+        client, stored["run_id"]
+    )
 
 
 def test_an_rl_run_logs_each_iteration_at_its_env_steps(tmp_path):
     store = (tmp_path / "mlruns").as_uri()
-    res = run_cli("rl", "train", "dqn", "--env", "CartPole-v1", "--timesteps", "768",
-                  *FAST_CARTPOLE, "--mlflow", store, cwd=tmp_path,
-                  env=_env(tmp_path, MLFLOW_ALLOW_FILE_STORE="true"))
+    res = run_cli(
+        "rl",
+        "train",
+        "dqn",
+        "--env",
+        "CartPole-v1",
+        "--timesteps",
+        "768",
+        *FAST_CARTPOLE,
+        f"--mlflow={store}",
+        cwd=tmp_path,
+        env=_env(tmp_path, MLFLOW_ALLOW_FILE_STORE="true"),
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     run = _one_run(tmp_path)
     run_id = json.loads((run / MLFLOW_FILE).read_text())["run_id"]
@@ -137,8 +154,7 @@ def test_an_rl_run_logs_each_iteration_at_its_env_steps(tmp_path):
 
 
 def test_a_bare_mlflow_tune_run_logs_a_study_run_and_a_child_run_per_trial(tmp_path):
-    res = run_cli("tune", "toy", "--num-samples", "2", "--mlflow", cwd=tmp_path,
-                  env=_env(tmp_path))
+    res = run_cli("tune", "toy", "--num-samples", "2", "--mlflow", cwd=tmp_path, env=_env(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "mlflow.db").is_file()  # MLflow's own default, where `mlflow ui` looks
     run = _one_run(tmp_path)
@@ -151,14 +167,17 @@ def test_a_bare_mlflow_tune_run_logs_a_study_run_and_a_child_run_per_trial(tmp_p
     summary = json.loads((run / "summary.json").read_text())
     assert parent.data.metrics["summary/best_value"] == pytest.approx(summary["best_value"])
     assert {"results.csv", "epochs.csv", "best.json", "summary.json"} <= _artifacts(
-        client, parent.info.run_id)
+        client, parent.info.run_id
+    )
 
     children = client.search_runs(
         [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
     results = pd.read_csv(run / "results.csv")
     assert sorted(c.info.run_name for c in children) == sorted(
-        f"trial_{t}" for t in results["trial_id"])
+        f"trial_{t}" for t in results["trial_id"]
+    )
     for child in children:
         assert child.info.status == "FINISHED"
         assert float(child.data.params["lr"]) > 0  # the trial's config
@@ -173,9 +192,15 @@ def test_a_resumed_tune_study_logs_to_its_runs_again(ray_local, tmp_path, monkey
     A trial that continues (same id) finds its run again."""
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     store, out = (tmp_path / "mlruns").as_uri(), tmp_path / "run"
-    first = runner.TuneRequest(model="toy", output=out, quiet=True, num_samples=2,
-                               sets=("fail=true",), mlflow=store,
-                               given=frozenset({"num_samples", "mlflow"}))
+    first = runner.TuneRequest(
+        model="toy",
+        output=out,
+        quiet=True,
+        num_samples=2,
+        sets=("fail=true",),
+        mlflow=store,
+        given=frozenset({"num_samples", "mlflow"}),
+    )
     with pytest.raises(DeepmorningError, match="no trial finished"):
         runner.run(first)
     parent_id = json.loads((out / MLFLOW_FILE).read_text())["run_id"]
@@ -195,10 +220,11 @@ def test_a_resumed_tune_study_logs_to_its_runs_again(ray_local, tmp_path, monkey
     assert {r.info.run_id for r in before} <= {r.info.run_id for r in after}
     assert set(pd.read_csv(out / "results.csv").trial_id) <= set(per_trial)
     assert {r.info.run_id for r in client.search_runs([parent.info.experiment_id])} == {
-        parent_id, *(r.info.run_id for r in after)}  # the same study run, no second one
+        parent_id,
+        *(r.info.run_id for r in after),
+    }  # the same study run, no second one
 
-    callback = pickle.loads(pickle.dumps(MLflowTrials(store, parent_id,
-                                                      parent.info.experiment_id)))
+    callback = pickle.loads(pickle.dumps(MLflowTrials(store, parent_id, parent.info.experiment_id)))
     old = before[0]
     trial = SimpleNamespace(trial_id=old.data.tags[TRIAL_TAG], config={})
     assert callback._run_of(trial).run_id == old.info.run_id  # found again, not a new run
@@ -212,8 +238,9 @@ def test_a_bare_flag_follows_mlflow_tracking_uri_made_absolute(tmp_path, monkeyp
     assert resolve_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
 
 
-def test_http_retries_are_kept_short_and_a_lost_server_is_one_warning(tmp_path, monkeypatch,
-                                                                       capsys):
+def test_http_retries_are_kept_short_and_a_lost_server_is_one_warning(
+    tmp_path, monkeypatch, capsys
+):
     for key in HTTP_DEFAULTS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -235,11 +262,28 @@ def mlflow_server(tmp_path):
     port = free_port()
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env=_env(tmp_path), cwd=tmp_path,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     uri = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
     try:
@@ -264,16 +308,37 @@ def mlflow_server(tmp_path):
         log.close()
 
 
-def test_a_killed_and_resumed_nas_search_logs_one_run_to_a_tracking_server(mlflow_server,
-                                                                            tmp_path):
+def test_a_killed_and_resumed_nas_search_logs_one_run_to_a_tracking_server(mlflow_server, tmp_path):
     """Child 0 waits for a file, so the search cannot finish before it is killed."""
     gate = tmp_path / "gate"
-    args = ["nas", "search", "--trainer", f"wait:{gate}", "--max-children", "4", "-S", "1",
-            "-K", "2", "-m", "1", "--output", "runs/nas", "--mlflow", mlflow_server]
+    args = [
+        "nas",
+        "search",
+        "--trainer",
+        f"wait:{gate}",
+        "--max-children",
+        "4",
+        "-S",
+        "1",
+        "-K",
+        "2",
+        "-m",
+        "1",
+        "--output",
+        "runs/nas",
+        "--mlflow",
+        mlflow_server,
+    ]
     env = _env(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "deepmorning", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepmorning", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     history = tmp_path / "runs" / "nas" / "history.csv"
     deadline = time.time() + 300
     try:
@@ -304,15 +369,23 @@ def test_a_killed_and_resumed_nas_search_logs_one_run_to_a_tracking_server(mlflo
 
 
 # -- errors ------------------------------------------------------------------------------------
-NO_MLFLOW = ("import sys; sys.modules['mlflow'] = None; from deepmorning.cli import main; "
-             "sys.argv[0] = 'deepmorning'; main()")
+NO_MLFLOW = (
+    "import sys; sys.modules['mlflow'] = None; from deepmorning.cli import main; "
+    "sys.argv[0] = 'deepmorning'; main()"
+)
 
 
 def test_without_mlflow_installed_the_flag_is_one_line(tmp_path):
     env = _env(tmp_path, RAY_TMPDIR=str(tmp_path / "raytmp"))
     args = ["nas", "search", "--trainer", "synthetic", "--mlflow"]
-    proc = subprocess.run([sys.executable, "-c", NO_MLFLOW, *args], capture_output=True,
-                          text=True, cwd=tmp_path, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_MLFLOW, *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     line = _one_error_line(proc)
     assert line == "error: --mlflow needs MLflow: pip install 'deepmorning[mlflow]'"
     assert not (tmp_path / "runs").exists() and not (tmp_path / "raytmp").exists()
@@ -321,8 +394,9 @@ def test_without_mlflow_installed_the_flag_is_one_line(tmp_path):
 def test_an_unreachable_tracking_server_is_one_line_before_any_work(tmp_path):
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     env = _env(tmp_path, RAY_TMPDIR=str(tmp_path / "raytmp"))
-    line = _one_error_line(run_cli("tune", "toy", "--mlflow", closed, cwd=tmp_path, env=env,
-                                   timeout=300))
+    line = _one_error_line(
+        run_cli("tune", "toy", "--mlflow", closed, cwd=tmp_path, env=env, timeout=300)
+    )
     assert "no MLflow tracking server answers" in line and closed in line
     assert not (tmp_path / "runs").exists() and not (tmp_path / "raytmp").exists()
 
@@ -330,7 +404,17 @@ def test_an_unreachable_tracking_server_is_one_line_before_any_work(tmp_path):
 def test_a_file_store_without_mlflows_opt_in_is_one_line(tmp_path):
     env = _env(tmp_path, RAY_TMPDIR=str(tmp_path / "raytmp"))
     env.pop("MLFLOW_ALLOW_FILE_STORE", None)
-    line = _one_error_line(run_cli("nas", "search", "--trainer", "synthetic", "--mlflow",
-                                   str(tmp_path / "mlruns"), cwd=tmp_path, env=env))
+    line = _one_error_line(
+        run_cli(
+            "nas",
+            "search",
+            "--trainer",
+            "synthetic",
+            "--mlflow",
+            str(tmp_path / "mlruns"),
+            cwd=tmp_path,
+            env=env,
+        )
+    )
     assert "MLFLOW_ALLOW_FILE_STORE=true" in line and "sqlite:///" in line
     assert not (tmp_path / "runs").exists()

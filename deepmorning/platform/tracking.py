@@ -38,9 +38,11 @@ from deepmorning.platform.errors import DeepmorningError, first_line
 TENSORBOARD_DIR = "tensorboard"
 MLFLOW_FILE = "mlflow.json"  # RUN/mlflow.json: the tracking URI and the MLflow run of a run
 INSTALL = "pip install 'deepmorning[mlflow]'"
-MLFLOW_HELP = ("Also log params, metrics and the run's files to MLflow: a tracking server URI "
-               "(http://HOST:5000) or store (sqlite:///PATH.db); bare: MLflow's default in "
-               "this directory (put --mlflow last, or write --mlflow=URI).")
+MLFLOW_HELP = (
+    "Also log params, metrics and the run's files to MLflow: a tracking server URI "
+    "(http://HOST:5000) or store (sqlite:///PATH.db); bare: MLflow's default in "
+    "this directory (put --mlflow last, or write --mlflow=URI)."
+)
 ARTIFACT_SUFFIXES = (".csv", ".json", ".png", ".md")
 PROBE_TIMEOUT_S = 5.0  # an unreachable tracking server is refused at once, not after retries
 # MLflow retries a failed HTTP request 7 times with exponential backoff (minutes); a job that
@@ -99,7 +101,7 @@ def resolve_uri(uri: str) -> str:
     if not uri:
         uri = os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).absolute())
+        return "sqlite:///" + str(Path(uri[len("sqlite:///") :]).absolute())
     if not urllib.parse.urlparse(uri).scheme and not uri.startswith("databricks"):
         return Path(uri).expanduser().absolute().as_uri()  # a plain path: a file store
     return uri
@@ -117,8 +119,9 @@ def probe_server(uri: str) -> None:
         return  # something answers (a proxy, an older server): MLflow's own calls decide
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DeepmorningError(f"--mlflow {uri}: no MLflow tracking server answers there "
-                               f"({first_line(str(reason))})") from exc
+        raise DeepmorningError(
+            f"--mlflow {uri}: no MLflow tracking server answers there ({first_line(str(reason))})"
+        ) from exc
 
 
 def _client(uri: str) -> Any:
@@ -147,13 +150,21 @@ class MLflowPlan:
             return logger
         client = _client(self.uri)
         experiment_id = _experiment_id(client, self.experiment)
-        created = client.create_run(experiment_id, run_name=run.path.name,
-                                    tags={"deepmorning.run_dir": run.location})
+        created = client.create_run(
+            experiment_id, run_name=run.path.name, tags={"deepmorning.run_dir": run.location}
+        )
         logger = MLflow(self.uri, created.info.run_id)
         logger.params(params)
         self.run_id = created.info.run_id
-        run.write_json(MLFLOW_FILE, {"tracking_uri": self.uri, "experiment": self.experiment,
-                                     "experiment_id": experiment_id, "run_id": self.run_id})
+        run.write_json(
+            MLFLOW_FILE,
+            {
+                "tracking_uri": self.uri,
+                "experiment": self.experiment,
+                "experiment_id": experiment_id,
+                "run_id": self.run_id,
+            },
+        )
         console.print(f"MLflow: experiment {self.experiment}, run {self.run_id} at {self.uri}")
         return logger
 
@@ -202,7 +213,8 @@ def prepare_mlflow(flag: str | None, experiment: str, run: Any = None) -> MLflow
         if "MLFLOW_ALLOW_FILE_STORE" in str(exc):  # MLflow 3 keeps its file store for old runs
             raise DeepmorningError(
                 f"--mlflow {plan.uri}: MLflow {mlflow_version()} refuses a file store unless "
-                "MLFLOW_ALLOW_FILE_STORE=true is set; set it or use sqlite:///PATH.db") from exc
+                "MLFLOW_ALLOW_FILE_STORE=true is set; set it or use sqlite:///PATH.db"
+            ) from exc
         raise DeepmorningError(f"--mlflow {plan.uri}: {first_line(str(exc))}") from exc
     return plan
 
@@ -223,7 +235,7 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 def _chunks(items: list, size: int) -> Iterable[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class MLflow:
@@ -277,8 +289,9 @@ class MLflow:
             if path.is_file() and path.suffix in suffixes:
                 self.call(self.client.log_artifact, self.run_id, str(path))
 
-    def finish(self, folder: Path, summary: Mapping[str, Any] | None = None,
-               status: str = "FINISHED") -> None:
+    def finish(
+        self, folder: Path, summary: Mapping[str, Any] | None = None, status: str = "FINISHED"
+    ) -> None:
         if summary:
             self.scalars(0, {f"summary/{k}": v for k, v in summary.items()})
         self.artifacts(folder)

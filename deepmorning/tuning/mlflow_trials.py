@@ -37,16 +37,23 @@ class MLflowTrials(Callback):
         self._runs: dict[str, MLflow] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks with the experiment
-        return {"uri": self.uri, "parent_run_id": self.parent_run_id,
-                "experiment_id": self.experiment_id, "_parent": None, "_runs": {}}
+        return {
+            "uri": self.uri,
+            "parent_run_id": self.parent_run_id,
+            "experiment_id": self.experiment_id,
+            "_parent": None,
+            "_runs": {},
+        }
 
     def _known(self) -> dict[str, MLflow]:
         """The trials' runs, found again under the parent when the study is resumed."""
         if self._parent is None:
             self._parent = MLflow(self.uri, self.parent_run_id)
             found = self._parent.call(
-                self._parent.client.search_runs, [self.experiment_id],
-                filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'")
+                self._parent.client.search_runs,
+                [self.experiment_id],
+                filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
+            )
             for run in found or []:
                 trial_id = run.data.tags.get(TRIAL_TAG)
                 if trial_id:
@@ -58,8 +65,11 @@ class MLflowTrials(Callback):
         if trial.trial_id not in runs:
             parent = self._parent
             created = parent.call(
-                parent.client.create_run, self.experiment_id, run_name=f"trial_{trial.trial_id}",
-                tags={"mlflow.parentRunId": self.parent_run_id, TRIAL_TAG: trial.trial_id})
+                parent.client.create_run,
+                self.experiment_id,
+                run_name=f"trial_{trial.trial_id}",
+                tags={"mlflow.parentRunId": self.parent_run_id, TRIAL_TAG: trial.trial_id},
+            )
             if created is None:
                 return None
             runs[trial.trial_id] = MLflow(self.uri, created.info.run_id)
@@ -69,8 +79,9 @@ class MLflowTrials(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._run_of(trial)
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
-                        **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
         run = self._run_of(trial)
         if run is not None:
             step = int(result.get(TRAINING_ITERATION, 0))
