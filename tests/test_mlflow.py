@@ -186,6 +186,7 @@ def test_a_bare_mlflow_tune_run_logs_a_study_run_and_a_child_run_per_trial(tmp_p
         assert {"progress.csv", "result.json"} <= _artifacts(client, child.info.run_id)
 
 
+@pytest.mark.slow  # a second Tune run; the NAS resume below covers the default suite
 def test_a_resumed_tune_study_logs_to_its_runs_again(ray_local, tmp_path, monkeypatch):
     """Failed trials leave the study unfinished; ``--resume`` restarts them as new trials (they
     fail again) under the same study run: Tune restores the MLflow callback with the experiment.
