@@ -22,8 +22,10 @@ directory shows the runs. MLflow is an optional extra (``pip install 'deepmornin
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -202,6 +204,8 @@ def prepare_mlflow(flag: str | None, experiment: str, run: Any = None) -> MLflow
         plan = MLflowPlan(resolve_uri(flag or ""), experiment)
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    for name in ("mlflow.store.db.utils", "alembic"):  # "Creating initial MLflow database..."
+        logging.getLogger(name).setLevel(logging.WARNING)
     probe_server(plan.uri)
     try:
         client = _client(plan.uri)
@@ -231,6 +235,11 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             out[name] = str(value)[:MAX_PARAM_LENGTH]
     return out
+
+
+def mlflow_key(name: str) -> str:
+    """A name MLflow accepts as a param or metric key (letters, digits, ``_-. /``)."""
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)[:250]
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -271,7 +280,7 @@ class MLflow:
     def params(self, config: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        params = [Param(k, v) for k, v in flatten(config).items()]
+        params = [Param(mlflow_key(k), v) for k, v in flatten(config).items()]
         for chunk in _chunks(params, 100):
             self.call(self.client.log_batch, self.run_id, params=chunk)
 
@@ -279,7 +288,7 @@ class MLflow:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        metrics = [Metric(k, v, now, int(step)) for k, v in numbers(values).items()]
+        metrics = [Metric(mlflow_key(k), v, now, int(step)) for k, v in numbers(values).items()]
         for chunk in _chunks(metrics, 1000):
             self.call(self.client.log_batch, self.run_id, metrics=chunk)
 
