@@ -11,6 +11,7 @@ from deepmorning.platform import console, runtime
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.platform.rundir import RunDir, default_output, open_or_create
 from deepmorning.platform.storage import check_shared_output
+from deepmorning.platform.tracking import MLFLOW_HELP
 
 # flag name -> path in the config dict
 OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -76,10 +77,13 @@ def nas() -> None:
 @click.option("--output", type=click.Path(),
               help="Run directory to create: a path, or a URI (s3://, gs://, file://).")
 @click.option("--resume", type=click.Path(), help="Continue an unfinished run (path or URI).")
+@click.option("--mlflow", "mlflow_uri", is_flag=False, flag_value="", default=None,
+              metavar="[URI]", help=MLFLOW_HELP)
 @click.pass_obj
 def search_cmd(settings, preset: str, search_space: str, config_file: Path | None,
                predict_strides: bool | None, cluster_config: Path | None,
-               output: str | None, resume: str | None, **flags: Any) -> None:
+               output: str | None, resume: str | None, mlflow_uri: str | None,
+               **flags: Any) -> None:
     """Search CNN architectures or recurrent cells; writes history.csv, best.json, summary.json
     and plots."""
     from deepmorning.nas.config import NASConfig, load_config
@@ -105,9 +109,11 @@ def search_cmd(settings, preset: str, search_space: str, config_file: Path | Non
         cfg = NASConfig.from_dict(cfg_dict)
         run, resumed = None, False
     from deepmorning.nas.search import load_data, search
+    from deepmorning.platform.tracking import prepare_mlflow
 
     if output is not None and resume is None:
         RunDir.ensure_new(output)  # like a bad dataset below: fail before Ray starts
+    mlflow_plan = prepare_mlflow(mlflow_uri, "nas", run)
     from deepmorning.platform import capacity
 
     node_types = capacity.node_types_from_file(cluster_config) if cluster_config else None
@@ -122,6 +128,8 @@ def search_cmd(settings, preset: str, search_space: str, config_file: Path | Non
             check_shared_output(target, len(conn.nodes))
             run, resumed = open_or_create(group="nas", name=f"search-{cfg.strategy}",
                                           config=cfg.to_dict(), output=target, resume=None)
+        if mlflow_plan is not None:
+            mlflow_plan.start(run, cfg.to_dict())  # a resumed run's own MLflow run: reopened
         console.console.print(
             f"NAS {'resuming' if resumed else 'starting'}: {run.location}  "
             f"(S={cfg.param_servers} K={cfg.controllers} m={cfg.children_per_controller}, "

@@ -53,7 +53,7 @@ from deepmorning.platform import console
 from deepmorning.platform.errors import DeepmorningError, summarize
 from deepmorning.platform.metrics import RunMetrics
 from deepmorning.platform.rundir import RunDir
-from deepmorning.platform.tracking import TensorBoard
+from deepmorning.platform.tracking import Trackers
 
 JOURNAL = "journal.jsonl"
 SAMPLED = "sampled"  # checkpoints/sampled/<batch>.pt: the parameters a batch was sampled with
@@ -189,7 +189,7 @@ class Search:
             "nas_best_reward": "best reward so far",
             "nas_baseline": "REINFORCE moving-average baseline",
         })
-        self.tensorboard = TensorBoard(run)
+        self.tracking = Trackers(run)
         if resumed and (run.checkpoints / "search.pt").is_file() and not (
                 run.checkpoints / JOURNAL).is_file():
             raise DeepmorningError(f"{run.path} was checkpointed by an older deepmorning "
@@ -328,7 +328,7 @@ class Search:
         if closed is not None:
             self._record({"e": "updated", "batch": closed})
             self._params_path(closed).unlink(missing_ok=True)
-            self.tensorboard.flush()
+            self.tracking.flush()
             self.run.sync(force=False)  # a run at a URI: the journal reaches it per update
         if sampled is not None:
             result = out["sample"]
@@ -365,7 +365,7 @@ class Search:
             self.metrics.set("nas_best_reward", float(self.journal.best["reward"]))
             self.metrics.set("nas_children_done", self.journal.children_done)
             j = self.journal
-            self.tensorboard.scalars(child.child_id, {
+            self.tracking.scalars(child.child_id, {
                 "nas/reward": reward, "nas/val_acc": result.get("val_acc"),
                 "nas/val_ppl": result.get("val_ppl"), "nas/params": result.get("params"),
                 "nas/best_reward": j.best["reward"], "nas/baseline": j.baseline,
@@ -450,8 +450,9 @@ class Search:
             self.run.write_json("best.json", {**j.best, "summary": best_arch.summary()})
         plot_run(self.run)
         self.journal.close()
-        self.tensorboard.close()
+        self.tracking.close()
         self.run.finish(summary)
+        self.tracking.finish(summary)
         if not top.empty:
             console.print_table("top architectures", top.to_dict("records"),
                                 ["child_id", metric, "reward", "params", "summary"])

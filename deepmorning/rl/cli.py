@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from deepmorning.platform.errors import DeepmorningError
+from deepmorning.platform.tracking import MLFLOW_HELP
 
 
 @click.group("rl")
@@ -45,12 +46,14 @@ def rl() -> None:
               help="Run directory (default: runs/rl-ALGO-ENV-TIMESTAMP).")
 @click.option("--resume", type=click.Path(), default=None,
               help="Continue an unfinished run from its latest checkpoint.")
+@click.option("--mlflow", "mlflow_uri", is_flag=False, flag_value="", default=None,
+              metavar="[URI]", help=MLFLOW_HELP)
 @click.pass_obj
 def train_cmd(settings, algo: str, env_id: str | None, preset: str | None, timesteps: int | None,
               num_env_runners: int, num_gpus_per_learner: float, seed: int,
               eval_every: int | None, eval_episodes: int | None, stop_return: float | None,
               checkpoint_every: int, overrides: tuple[str, ...], output: Path | None,
-              resume: Path | None) -> None:
+              resume: Path | None, mlflow_uri: str | None) -> None:
     """Train ALGO (dqn, ddpg) on --env and write a run directory."""
     from deepmorning.rl.runner import TrainRequest, train
 
@@ -64,7 +67,7 @@ def train_cmd(settings, algo: str, env_id: str | None, preset: str | None, times
         seed=seed, output=output, resume=resume, eval_every=eval_every,
         eval_episodes=eval_episodes, stop_return=stop_return,
         checkpoint_every=checkpoint_every, overrides=parse_overrides(overrides),
-        address=settings.address if settings else None,
+        address=settings.address if settings else None, mlflow=mlflow_uri,
     ))
 
 

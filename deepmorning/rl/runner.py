@@ -58,6 +58,7 @@ class TrainRequest:
     overrides: Mapping[str, Any] | None = None  # hyperparameters replacing the preset's
     address: str | None = None
     quiet: bool = False
+    mlflow: str | None = None  # --mlflow: a tracking URI, '' for MLflow's default, None: off
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -291,6 +292,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
     from deepmorning.platform.metrics import RunMetrics
     from deepmorning.platform.runtime import connect
     from deepmorning.platform.storage import check_shared_output
+    from deepmorning.platform.tracking import prepare_mlflow
 
     if req.resume is not None:
         cfg = None
@@ -298,6 +300,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
         cfg = resolve_config(req)
     name = f"{req.algo}-{env_slug(req.env)}" if req.env else req.algo
     if req.resume is None:
+        mlflow_plan = prepare_mlflow(req.mlflow, f"rl-{cfg['algo']}")  # before Ray starts
         if req.output is not None:
             rundir.RunDir.ensure_new(req.output)  # a bad --output fails before Ray starts,
         conn = connect(req.address)  # and a new run directory appears only once Ray is there
@@ -311,7 +314,10 @@ def train(req: TrainRequest) -> dict[str, Any]:
         raise DeepmorningError(f"{run.location} is a {cfg.get('algo')} run, not {req.algo}")
     spec = registry.get(cfg["algo"])
     if resumed:
+        mlflow_plan = prepare_mlflow(req.mlflow, f"rl-{cfg['algo']}", run)
         connect(req.address)
+    if mlflow_plan is not None:
+        mlflow_plan.start(run, cfg)
     logging.getLogger("ray.rllib").setLevel(logging.ERROR)  # "new API stack" notices etc.
     algo = spec.build_config(cfg).build_algo()
     start_wall = 0.0
@@ -352,10 +358,10 @@ def _checkpoint_due(row: Mapping[str, Any], cfg: Mapping[str, Any],
 
 def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: Any,
                 progress: Any, start_wall: float, quiet: bool) -> dict[str, Any]:
-    from deepmorning.platform.tracking import TensorBoard
+    from deepmorning.platform.tracking import Trackers
     from deepmorning.rl.plots import plot_run
 
-    tensorboard = TensorBoard(run)
+    tracking = Trackers(run)
     timesteps, eval_every = cfg["timesteps"], cfg["eval_every"]
     previous = run.read_table(PROGRESS)
     steps = int(previous["env_steps"].iloc[-1]) if not previous.empty else 0
@@ -386,9 +392,9 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
                 next_eval = (steps // eval_every + 1) * eval_every
                 best_eval = max(best_eval, row["eval_return_mean"])
             run.append_rows(PROGRESS, [row])
-            tensorboard.scalars(steps, {f"rl/{k}": v for k, v in row.items() if k != "env_steps"})
+            tracking.scalars(steps, {f"rl/{k}": v for k, v in row.items() if k != "env_steps"})
             if _checkpoint_due(row, cfg, last_checkpoint_steps):
-                tensorboard.flush()
+                tracking.flush()
                 save_checkpoint(algo, run)
                 last_checkpoint_steps = steps
             metrics.set("rl_episode_return_mean", row["episode_return_mean"])
@@ -401,8 +407,8 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
                 break
     checkpoint = save_checkpoint(algo, run)
     final_eval = _evaluate_algo(algo, cfg)
-    tensorboard.scalars(steps, {"rl/final_eval_return_mean": final_eval["eval_return_mean"]})
-    tensorboard.close()
+    tracking.scalars(steps, {"rl/final_eval_return_mean": final_eval["eval_return_mean"]})
+    tracking.close()
     table = run.read_table(PROGRESS)
     wall = float(table["wall_s"].iloc[-1]) if not table.empty else 0.0
     summary = {
@@ -422,4 +428,5 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
     }
     plot_run(run)
     run.finish(summary)  # last, so that a run at a URI gets its plot too
+    tracking.finish(summary)
     return summary

@@ -6,6 +6,7 @@ import click
 from click.core import ParameterSource
 
 from deepmorning.platform.errors import DeepmorningError
+from deepmorning.platform.tracking import MLFLOW_HELP
 
 EPILOG = """\b
   deepmorning tune list                                  # models, metrics, studies
@@ -13,6 +14,7 @@ EPILOG = """\b
   deepmorning tune srcnn --scheduler asha --num-samples 16 --set KEY=VALUE
   deepmorning tune srcnn --study NAME                    # a claim study: arms x 3 seeds
   deepmorning tune srcnn --resume runs/tune-srcnn-...    # continue a killed run
+  deepmorning tune srcnn --mlflow http://127.0.0.1:5000  # also log to an MLflow server
 """
 
 
@@ -44,6 +46,8 @@ EPILOG = """\b
                    "runs/tune-MODEL[-STUDY]-TIMESTAMP).")
 @click.option("--resume", type=click.Path(), default=None,
               help="Continue an unfinished run: finished trials are kept, the rest continue.")
+@click.option("--mlflow", is_flag=False, flag_value="", default=None, metavar="[URI]",
+              help=MLFLOW_HELP + " A run for the study, a child run per trial.")
 @click.pass_context
 def tune(ctx: click.Context, model: str, **flags) -> None:
     """Tune MODEL (or a claim study of it) with Ray Tune; MODEL 'list' lists the models.

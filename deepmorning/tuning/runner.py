@@ -27,6 +27,7 @@ from typing import Any
 
 from deepmorning.platform import rundir
 from deepmorning.platform.errors import DeepmorningError
+from deepmorning.platform.tracking import MLflow, prepare_mlflow, stored_mlflow
 from deepmorning.tuning import registry, space
 
 GROUP = "tune"
@@ -63,6 +64,7 @@ class TuneRequest:
     address: str | None = None
     quiet: bool = False
     debug: bool = False  # Tune's own error logs and the trials' output on the terminal
+    mlflow: str | None = None  # --mlflow: a tracking URI, '' for MLflow's default, None: off
     given: frozenset[str] = field(default_factory=frozenset)  # flags the user typed
 
 
@@ -245,6 +247,13 @@ def build_tuner(cfg: Mapping[str, Any], model: registry.TuneModel, run: rundir.R
     from deepmorning.tuning.progress import SilentReporter
 
     param = param_space(cfg, model)
+    callbacks = [progress_callback(cfg, run, quiet)]
+    mlflow = stored_mlflow(run.path)
+    if mlflow is not None:  # the study's MLflow run is open: a child run per trial
+        from deepmorning.tuning.mlflow_trials import MLflowTrials
+
+        callbacks.append(MLflowTrials(mlflow["tracking_uri"], mlflow["run_id"],
+                                      mlflow["experiment_id"]))
     return tune.Tuner(
         trainable(cfg, model),
         param_space=param,
@@ -257,7 +266,7 @@ def build_tuner(cfg: Mapping[str, Any], model: registry.TuneModel, run: rundir.R
             reuse_actors=True),
         run_config=tune.RunConfig(
             name=EXPERIMENT, storage_path=storage(run), verbose=0,
-            progress_reporter=SilentReporter(), callbacks=[progress_callback(cfg, run, quiet)],
+            progress_reporter=SilentReporter(), callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(  # the best ones and, always, the latest
                 num_to_keep=PBT_KEEP if cfg["scheduler"] == "pbt" else KEEP,
                 checkpoint_score_attribute=cfg["metric"], checkpoint_score_order=cfg["mode"]),
@@ -331,10 +340,14 @@ def run(req: TuneRequest) -> dict[str, Any]:
 
     cfg, run_dir = prepare(req)
     if run_dir is not None:
-        if req.given - {"resume"}:
+        if req.given - {"resume", "mlflow"}:
             console.warn("resuming uses the run's stored configuration; other flags are ignored")
         run_dir = rundir.RunDir.resume(run_dir.location, group=GROUP)
     model = registry.get(cfg["model"])
+    mlflow_plan = prepare_mlflow(req.mlflow, f"{GROUP}-{cfg['model']}", run_dir)
+    if run_dir is not None and mlflow_plan is not None and mlflow_plan.run_id is None:
+        raise DeepmorningError(f"--mlflow: {run_dir.location} was started without it, and Tune "
+                               "resumes a study with the callbacks it started with")
     conn = runtime.connect(req.address, log_to_driver=req.debug)  # trials log to their files
     check_resources(cfg, conn)
     if run_dir is None:
@@ -344,6 +357,8 @@ def run(req: TuneRequest) -> dict[str, Any]:
                                            output=target, resume=None)
         if not any(run_dir.checkpoints.iterdir()):
             run_dir.checkpoints.rmdir()  # Tune keeps the checkpoints: RUN/tune/trial_*/
+        if mlflow_plan is not None:
+            mlflow_plan.start(run_dir, cfg)
         resumed = False
     else:
         check_shared_output(run_dir.location, len(conn.nodes))
@@ -453,6 +468,9 @@ def write_outputs(run: rundir.RunDir, grid: Any, cfg: Mapping[str, Any],
     plotted = plots.plot_run(run)
     summary["plots"] = [p.name for p in plotted + pictures]
     run.finish(summary)
+    mlflow = MLflow.open(run)
+    if mlflow is not None:  # the study's run: its summary figures, tables, plots and claim
+        mlflow.finish(run.path, summary)
     if not quiet:
         closing_table(run, results, cfg, claim_rows, summary)
     return summary
