@@ -13,7 +13,8 @@ cores):
   to one iteration; the Nature ratio of one update of 32 per 4 env steps), with the iteration's
   time split into sampling and learning (storing, the Learner call and the weight sync).
 
-Rates are total env steps / total wall time (after one warm-up iteration). Besides the rates it
+Rates are total env steps / total wall time (after one warm-up iteration: for ``train`` the
+one that fills ``learning_starts``). Besides the rates it
 records the CPU time each process used (driver, every EnvRunner actor) over the measured
 interval as a share of one core, and the load average before and after. Raw results go to
 ``benchmarks/results/envrunners.json``.
@@ -137,7 +138,6 @@ def train(num_env_runners: int, iterations: int) -> dict:
     algo, hp = build(num_env_runners, learning_starts=hp_steps_per_iteration())
     try:
         algo.train()  # fills learning_starts; the updates begin with the next iteration
-        algo.train()  # warm-up of the Learner
         pids = process_ids(algo)
         cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
         steps0 = algo.env_steps

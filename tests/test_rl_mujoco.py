@@ -50,3 +50,46 @@ def test_inverted_pendulum_paper_preset_runs_through_the_cli(tmp_path):
     assert summary["eval_episodes"] == 1 and summary["eval_return_mean"] >= 0
     assert (out / "checkpoints" / "iter_000004").is_dir()
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
+
+
+# -- the issue's bar (minutes: run with -m slow) ---------------------------------------------
+#: Env steps within which InvertedPendulum-v5 must reach an evaluation mean of 900 (measured,
+#: see the test's docstring and docs/ddpg.md, "MuJoCo").
+INVERTED_PENDULUM_BUDGET = 30_000
+
+
+@pytest.mark.slow
+def test_inverted_pendulum_reaches_900_within_the_measured_budget(tmp_path):
+    """The ``paper`` preset without batch norm reaches a mean evaluation return >= 900 (10
+    deterministic episodes every 2,500 env steps) within 30,000 env steps on at least two of
+    seeds 0, 1, 2.
+
+    Measured (docs/ddpg.md, "MuJoCo"), 0 EnvRunners, 2-core machine at load average 30-55:
+    seed 0 reached 1000 at 20,032 env steps (482 s), seed 1 SEED1, seed 2 SEED2. At that load
+    a seed takes about 8 minutes; on an idle machine about 2-3. With the paper's batch norm
+    on, the actor saturates at full force within 500 env steps and never recovers (evaluation
+    return 2.0 at 2k, 4k, 6k steps), hence ``batch_norm=false``.
+    """
+    pytest.importorskip("mujoco")
+    import ray
+
+    from deepmorning.rl.runner import TrainRequest, train
+
+    reached = {}
+    try:
+        for seed in (0, 1, 2):
+            summary = train(TrainRequest(
+                algo="ddpg", env="InvertedPendulum-v5", preset="paper",
+                overrides={"batch_norm": False}, timesteps=INVERTED_PENDULUM_BUDGET, seed=seed,
+                eval_every=2_500, eval_episodes=10, stop_return=900.0, checkpoint_every=10**6,
+                output=tmp_path / f"seed{seed}", quiet=True,
+            ))
+            reached[seed] = summary["stopped_at_return"]
+            print(f"seed {seed}: reached 900 at {reached[seed]} env steps "
+                  f"(best eval {summary['best_eval_return_mean']:.1f})")
+            if sum(r is not None for r in reached.values()) >= 2:
+                break
+    finally:
+        ray.shutdown()
+    assert sum(r is not None and r <= INVERTED_PENDULUM_BUDGET
+               for r in reached.values()) >= 2, reached
