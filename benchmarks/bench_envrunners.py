@@ -20,6 +20,7 @@ interval as a share of one core, and the load average before and after. Raw resu
 ``benchmarks/results/envrunners.json``.
 
     nice -n 10 python benchmarks/bench_envrunners.py                 # ~5 min on 2 cores
+    python benchmarks/bench_envrunners.py --show                     # the saved table
     python benchmarks/bench_envrunners.py --runners 0 1 2 4 --steps 8000 --train-iterations 5
 """
 
@@ -190,18 +191,23 @@ def run_child(mode: str, n: int, args: argparse.Namespace) -> dict:
 
 
 def table(results: list[dict]) -> str:
+    """Markdown table; speed-ups are against the same mode at 0 EnvRunners. "per CPU-s" divides
+    by the CPU time of the driver and EnvRunner processes (Ray's own daemons not counted): on a
+    machine shared with other jobs it is the figure that does not depend on their load."""
     base = {r["mode"]: r["env_steps_per_s"] for r in results if r["num_env_runners"] == 0}
     rows = ["| mode | EnvRunners | env steps | wall s | env steps/s | speed-up vs 0 | "
-            "CPU (cores) per process | sampling / learning share |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "CPU (cores) per process | env steps per CPU-s | sampling / learning share |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         cpu = ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_share"].items())
+        per_cpu = r["env_steps_per_s"] / max(1e-9, sum(r["cpu_share"].values()))
         split = (f"{r['sampling_share']:.0%} / {r['learning_share']:.0%}"
                  if "sampling_share" in r else "")
-        speedup = r["env_steps_per_s"] / base[r["mode"]] if r["mode"] in base else float("nan")
+        speedup = (f"×{r['env_steps_per_s'] / base[r['mode']]:.2f}" if r["mode"] in base
+                   else "")
         rows.append(f"| {r['mode']} | {r['num_env_runners']} | {r['env_steps']:,} | "
-                    f"{r['wall_s']:.1f} | {r['env_steps_per_s']:.0f} | ×{speedup:.2f} | {cpu} "
-                    f"| {split} |")
+                    f"{r['wall_s']:.1f} | {r['env_steps_per_s']:.0f} | {speedup} | {cpu} | "
+                    f"{per_cpu:.0f} | {split} |")
     return "\n".join(rows)
 
 
@@ -212,10 +218,15 @@ def main() -> None:
     parser.add_argument("--train-iterations", type=int, default=3,
                         help="training iterations measured per setting (0: skip training)")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--show", action="store_true",
+                        help=f"print the table of the saved results ({RESULTS.name}) and exit")
     parser.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.show:
+        print(table(json.loads(RESULTS.read_text())["results"]))
         return
     results = [run_child("raw", 0, args)]
     print(table(results), flush=True)
