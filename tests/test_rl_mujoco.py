@@ -34,16 +34,17 @@ def test_missing_mujoco_is_one_error_line_naming_the_extra(tmp_path):
 
 def test_inverted_pendulum_paper_preset_runs_through_the_cli(tmp_path):
     """128 env steps of the documented MuJoCo command: run directory, the paper's
-    hyperparameters in config.json, checkpoint, evaluation, on one remote EnvRunner."""
+    hyperparameters in config.json, checkpoint, evaluation. (Sampling in the driver: a remote
+    EnvRunner would add a worker that imports RLlib, torch and MuJoCo; DDPG's remote path is
+    tested in test_rl_ddpg.py.)"""
     pytest.importorskip("mujoco")
     out = tmp_path / "run"
     res = run_cli("rl", "train", "ddpg", "--env", "InvertedPendulum-v5", "--preset", "paper",
                   "--set", "batch_norm=false", "--timesteps", "128", "--eval-episodes", "1",
-                  "--num-env-runners", "1", "--output", str(out), timeout=300)
+                  "--output", str(out), timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["env"] == "InvertedPendulum-v5" and cfg["preset"] == "paper"
-    assert cfg["num_env_runners"] == 1
     assert cfg["hyperparameters"] == PRESETS["paper"]() | {"batch_norm": False}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["env_steps"] == 128 and summary["iterations"] == 2
