@@ -56,20 +56,22 @@ def test_inverted_pendulum_paper_preset_runs_through_the_cli(tmp_path):
 # -- the issue's bar (minutes: run with -m slow) ---------------------------------------------
 #: Env steps within which InvertedPendulum-v5 must reach an evaluation mean of 900 (measured,
 #: see the test's docstring and docs/ddpg.md, "MuJoCo").
-INVERTED_PENDULUM_BUDGET = 30_000
+INVERTED_PENDULUM_BUDGET = 35_000
 
 
 @pytest.mark.slow
 def test_inverted_pendulum_reaches_900_within_the_measured_budget(tmp_path):
     """The ``paper`` preset without batch norm reaches a mean evaluation return >= 900 (10
-    deterministic episodes every 2,500 env steps) within 30,000 env steps on at least two of
+    deterministic episodes every 2,500 env steps) within 35,000 env steps on at least two of
     seeds 0, 1, 2.
 
     Measured (docs/ddpg.md, "MuJoCo"), 0 EnvRunners, 2-core machine at load average 30-55:
-    seed 0 reached 1000 at 20,032 env steps (482 s), seed 1 SEED1, seed 2 SEED2. At that load
-    a seed takes about 8 minutes; on an idle machine about 2-3. With the paper's batch norm
-    on, the actor saturates at full force within 500 env steps and never recovers (evaluation
-    return 2.0 at 2k, 4k, 6k steps), hence ``batch_norm=false``.
+    seed 0 reached 1000 at 20,032 env steps (482 s), seed 1 at 27,520 (616 s), seed 2 at
+    32,512 (742 s); the budget is the slowest seed's plus one evaluation interval. The test stops after two
+    successes (seeds 0 and 1: about 18 minutes at that load; at the 175 env steps/s measured at
+    a low load, about 5). With the paper's batch norm on, the actor saturates at full force
+    within 512 env steps and does not recover in the 6,000 measured (evaluation return 2.0 at
+    2k, 4k and 6k steps), hence ``batch_norm=false``.
     """
     pytest.importorskip("mujoco")
     import ray
