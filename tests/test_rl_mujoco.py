@@ -23,7 +23,8 @@ def test_missing_mujoco_is_one_error_line_naming_the_extra(tmp_path):
 
     path = os.pathsep.join(p for p in (str(fake.parent), os.environ.get("PYTHONPATH")) if p)
     res = run_cli("rl", "train", "ddpg", "--env", "InvertedPendulum-v5", "--timesteps", "64",
-                  "--output", str(tmp_path / "run"), env={"PYTHONPATH": path}, timeout=120)
+                  "--output", str(tmp_path / "run"), env={"PYTHONPATH": path}, timeout=120,
+                  cwd=tmp_path)
     assert res.returncode == 2, res.stderr[-2000:]
     lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1, res.stderr[-2000:]
@@ -41,7 +42,7 @@ def test_inverted_pendulum_paper_preset_runs_through_the_cli(tmp_path):
     out = tmp_path / "run"
     res = run_cli("rl", "train", "ddpg", "--env", "InvertedPendulum-v5", "--preset", "paper",
                   "--set", "batch_norm=false", "--timesteps", "128", "--eval-episodes", "1",
-                  "--output", str(out), timeout=300)
+                  "--output", str(out), timeout=300, cwd=tmp_path)  # MuJoCo logs to cwd
     assert res.returncode == 0, res.stderr[-3000:]
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["env"] == "InvertedPendulum-v5" and cfg["preset"] == "paper"
@@ -60,21 +61,23 @@ INVERTED_PENDULUM_BUDGET = 35_000
 
 
 @pytest.mark.slow
-def test_inverted_pendulum_reaches_900_within_the_measured_budget(tmp_path):
+def test_inverted_pendulum_reaches_900_within_the_measured_budget(tmp_path, monkeypatch):
     """The ``paper`` preset without batch norm reaches a mean evaluation return >= 900 (10
     deterministic episodes every 2,500 env steps) within 35,000 env steps on at least two of
     seeds 0, 1, 2.
 
     Measured (docs/ddpg.md, "MuJoCo"), 0 EnvRunners, 2-core machine at load average 30-55:
     seed 0 reached 1000 at 20,032 env steps (482 s), seed 1 at 27,520 (616 s), seed 2 at
-    32,512 (742 s); the budget is the slowest seed's plus one evaluation interval. The test stops after two
-    successes (seeds 0 and 1: about 18 minutes at that load; at the 175 env steps/s measured at
-    a low load, about 5). With the paper's batch norm on, the actor saturates at full force
-    within 512 env steps and does not recover in the 6,000 measured (evaluation return 2.0 at
-    2k, 4k and 6k steps), hence ``batch_norm=false``.
+    32,512 (742 s); the budget is the slowest seed's plus one evaluation interval. The test
+    stops after two successes (seeds 0 and 1: about 18 minutes at that load; at the 175 env
+    steps/s measured at a low load, about 5). With the paper's batch norm on, the actor
+    saturates at full force within 512 env steps and does not recover in the 6,000 measured
+    (evaluation return 2.0 at 2k, 4k and 6k steps), hence ``batch_norm=false``.
     """
     pytest.importorskip("mujoco")
     import ray
+
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes its warnings to ./MUJOCO_LOG.TXT
 
     from deepmorning.rl.runner import TrainRequest, train
 
