@@ -19,7 +19,7 @@ records the CPU time each process used (driver, every EnvRunner actor) over the 
 interval as a share of one core, and the load average before and after. Raw results go to
 ``benchmarks/results/envrunners.json``.
 
-    nice -n 10 python benchmarks/bench_envrunners.py                 # ~5 min on 2 cores
+    nice -n 10 python benchmarks/bench_envrunners.py   # 17 min at load 22-55; a few idle
     python benchmarks/bench_envrunners.py --show                     # the saved table
     python benchmarks/bench_envrunners.py --runners 0 1 2 4 --steps 8000 --train-iterations 5
 """
