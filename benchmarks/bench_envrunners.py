@@ -218,15 +218,16 @@ def main() -> None:
     parser.add_argument("--train-iterations", type=int, default=3,
                         help="training iterations measured per setting (0: skip training)")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the raw results go")
     parser.add_argument("--show", action="store_true",
-                        help=f"print the table of the saved results ({RESULTS.name}) and exit")
+                        help="print the table of the saved results (--out) and exit")
     parser.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
     if args.show:
-        print(table(json.loads(RESULTS.read_text())["results"]))
+        print(table(json.loads(args.out.read_text())["results"]))
         return
     results = [run_child("raw", 0, args)]
     print(table(results), flush=True)
@@ -237,12 +238,12 @@ def main() -> None:
             results.append(run_child(mode, n, args))
             print(table(results[-1:]).splitlines()[-1], flush=True)
     print("\n" + table(results))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
         "env": ENV, "preset": PRESET, "args": vars(args), "cpu_count": os.cpu_count(),
         "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "results": results}, indent=2) + "\n")
-    print(f"raw results: {RESULTS}")
+        "results": results}, indent=2, default=str) + "\n")
+    print(f"raw results: {args.out}")
 
 
 if __name__ == "__main__":
