@@ -71,9 +71,9 @@ def test_inverted_pendulum_reaches_900_within_the_measured_budget(tmp_path, monk
     seed 0 reached 1000 at 20,032 env steps (482 s), seed 1 at 27,520 (616 s), seed 2 at
     32,512 (742 s); the budget is the slowest seed's plus one evaluation interval. The test
     stops after two successes: 553 s at load average 16-30, seeds 0 and 1 at exactly the
-    steps above. With the paper's batch norm on, the actor
-    saturates at full force within 512 env steps and does not recover in the 6,000 measured
-    (evaluation return 2.0 at 2k, 4k and 6k steps), hence ``batch_norm=false``.
+    steps above. With the paper's batch norm on, the actor saturates at full force within 512
+    env steps and does not recover in the 6,000 measured (evaluation return 2.0 at 2k, 4k and
+    6k steps), hence ``batch_norm=false``.
     """
     pytest.importorskip("mujoco")
     import ray
