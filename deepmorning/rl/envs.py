@@ -68,8 +68,21 @@ def make_env(env_id: str, *, train: bool = True, **kwargs: Any) -> gym.Env:
     """Build ``env_id``; Atari ids get the papers' preprocessing (see the module docstring)."""
     check_env_id(env_id)
     if not is_atari(env_id):
-        return gym.make(env_id, **kwargs)
+        try:
+            return gym.make(env_id, **kwargs)
+        except gym.error.DependencyNotInstalled as exc:
+            raise DeepmorningError(missing_dependency(env_id, exc)) from exc
     return make_atari(env_id, train=train, **kwargs)
+
+
+def missing_dependency(env_id: str, exc: Exception) -> str:
+    """One line naming what to install for ``env_id`` (MuJoCo: deepmorning's ``mujoco`` extra)."""
+    spec = gym.spec(env_id)
+    entry = spec.entry_point if isinstance(spec.entry_point, str) else ""
+    if "mujoco" in entry:
+        return (f"{env_id} needs MuJoCo, which is not installed: "
+                "pip install 'deepmorning[mujoco]'")
+    return f"{env_id} needs a package that is not installed ({str(exc).strip()})"
 
 
 def make_atari(env_id: str, *, train: bool = True, noop_max: int = 30,

@@ -27,6 +27,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from deepmorning.platform.errors import DeepmorningError
+from deepmorning.rl import envs
 from deepmorning.rl.ddpg.noise import NOISE_TYPES, ExplorationNoise
 from deepmorning.rl.offpolicy import learn_from_replay, sample_into_replay, updates_owed
 from deepmorning.rl.replay import TransitionReplayBuffer
@@ -48,6 +49,8 @@ def check_env(env: Any, env_config: dict | None = None) -> gym.spaces.Box | None
         return None
     try:
         probe = gym.make(env, **(env_config or {}))
+    except gym.error.DependencyNotInstalled as exc:
+        raise DeepmorningError(envs.missing_dependency(env, exc)) from exc
     except gym.error.Error as exc:
         raise DeepmorningError(f"unknown environment '{env}' ({exc})") from exc
     try:
