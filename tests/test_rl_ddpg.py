@@ -400,6 +400,7 @@ def test_checkpoint_restores_weights_replay_and_counters(local_ray, tmp_path):
 
 # -- the bar (minutes: run with -m slow) ---------------------------------------------
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # three runs of up to 30k steps each on a 2-core machine
 @pytest.mark.parametrize("num_env_runners", [0, 1])
 def test_pendulum_reaches_minus_200_within_30k_steps_on_two_of_three_seeds(tmp_path,
                                                                            num_env_runners):
