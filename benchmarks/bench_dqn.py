@@ -78,13 +78,29 @@ def run_ours(seed: int, workdir: Path) -> dict:
 
 
 # -- Stable-Baselines3 -------------------------------------------------------------------------
-def run_sb3(seed: int) -> dict:
+def sb3_model(seed: int, n_envs: int = 1, total_steps: int = MAX_STEPS):
+    """SB3's DQN with the Zoo's CartPole-v1 settings (``n_envs`` > 1: vectorised, the same
+    256 env steps and 128 updates per rollout, the target copied every 256 env steps)."""
     import gymnasium as gym
     import torch
     from stable_baselines3 import DQN
-    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
 
     torch.set_num_threads(1)  # as ours: small nets on a busy CPU
+    env = gym.make("CartPole-v1") if n_envs == 1 else make_vec_env(
+        "CartPole-v1", n_envs=n_envs, seed=seed)
+    return DQN(
+        "MlpPolicy", env, learning_rate=2.3e-3, batch_size=64,
+        buffer_size=100_000, learning_starts=1_000, gamma=0.99, target_update_interval=256,
+        train_freq=256 // n_envs, gradient_steps=128,
+        exploration_fraction=8_000 / total_steps,
+        exploration_initial_eps=1.0, exploration_final_eps=0.04, max_grad_norm=10,
+        policy_kwargs={"net_arch": [256, 256]}, seed=seed, device="cpu", verbose=0,
+    )
+
+
+def run_sb3(seed: int) -> dict:
+    from stable_baselines3.common.callbacks import BaseCallback
 
     class EvalStop(BaseCallback):
         def __init__(self) -> None:
@@ -105,13 +121,7 @@ def run_sb3(seed: int) -> dict:
                 return False
             return True
 
-    model = DQN(
-        "MlpPolicy", gym.make("CartPole-v1"), learning_rate=2.3e-3, batch_size=64,
-        buffer_size=100_000, learning_starts=1_000, gamma=0.99, target_update_interval=256,
-        train_freq=256, gradient_steps=128, exploration_fraction=8_000 / MAX_STEPS,
-        exploration_initial_eps=1.0, exploration_final_eps=0.04, max_grad_norm=10,
-        policy_kwargs={"net_arch": [256, 256]}, seed=seed, device="cpu", verbose=0,
-    )
+    model = sb3_model(seed)
     cb = EvalStop()
     t0 = time.monotonic()
     model.learn(MAX_STEPS, callback=cb)
