@@ -143,6 +143,26 @@ def test_target_network_is_copied_exactly_every_c_updates():
     assert learner._num_updates == 6
 
 
+def test_one_learner_call_takes_the_same_steps_as_rllibs_minibatch_loop():
+    """DQN.training_step hands the Learner all of an iteration's minibatches at once
+    (``minibatch_size=None``); DQNLearner._update must then take one gradient step per
+    ``batch_size`` slice, in order, with the target copied every C steps: the weights end
+    exactly where RLlib's own minibatch iteration leaves them."""
+    torch.manual_seed(0)
+    looped = small_learner(target_update_period=2, batch_size=4, lr=0.05)
+    torch.manual_seed(0)
+    whole = small_learner(target_update_period=2, batch_size=4, lr=0.05)
+    b = SampleBatch(random_batch(4 * 5, seed=7))
+    for learner, size in ((looped, 4), (whole, None)):
+        learner.update(batch=MultiAgentBatch({"default_policy": b.copy()}, env_steps=len(b)),
+                       minibatch_size=size, num_epochs=1, timesteps={})
+    a, w = looped.module["default_policy"], whole.module["default_policy"]
+    assert whole._num_updates == looped._num_updates == 5
+    assert same(params(w.q_net), params(a.q_net))
+    assert same(params(w._target_q_net), params(a._target_q_net))  # copied after step 4
+    assert not same(params(w._target_q_net), params(w.q_net))  # and not after step 5
+
+
 def test_epsilon_is_annealed_linearly_then_fixed():
     assert linear_epsilon(0, 1.0, 0.1, 1000) == 1.0
     assert linear_epsilon(500, 1.0, 0.1, 1000) == pytest.approx(0.55)
