@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dqn import EVAL_EVERY, TARGET, eps_greedy_returns, sb3_model  # noqa: E402
 
 
-def ours(seed: int, overrides: dict, max_steps: int, evaluator: str) -> dict:
+def ours(seed: int, overrides: dict, max_steps: int, evaluator: str,
+         reseed_at_eval: bool = False) -> dict:
     import torch
 
     from deepmorning.platform.runtime import connect
@@ -46,6 +47,8 @@ def ours(seed: int, overrides: dict, max_steps: int, evaluator: str) -> dict:
         steps = algo.env_steps
         if steps >= next_eval:
             next_eval = (steps // EVAL_EVERY + 1) * EVAL_EVERY
+            if reseed_at_eval:  # the evaluation before issue 12 part 2 reseeded the driver's
+                torch.manual_seed(seed)  # global RNG, which the local EnvRunner's ε draws use
             common = statistics.mean(eps_greedy_returns(greedy, "CartPole-v1", seed))
             t1 = time.monotonic()
             runner = statistics.mean(run_episodes(algo.get_module(), "CartPole-v1", 10, seed))
@@ -223,6 +226,8 @@ def main() -> None:
     p.add_argument("--n-envs", type=int, default=1, help="sb3: vectorised envs")
     p.add_argument("--evaluator", choices=["common", "runner"], default="common")
     p.add_argument("--max-steps", type=int, default=100_000)
+    p.add_argument("--reseed-at-eval", action="store_true",
+                   help="ours: torch.manual_seed(seed) in the driver at every evaluation")
     p.add_argument("--label", default="")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
@@ -230,7 +235,7 @@ def main() -> None:
     if args.agent == "mechanics":
         res = mechanics(args.seed, int(overrides.get("num_envs", 1)), args.iterations)
     elif args.agent == "ours":
-        res = ours(args.seed, overrides, args.max_steps, args.evaluator)
+        res = ours(args.seed, overrides, args.max_steps, args.evaluator, args.reseed_at_eval)
     else:
         res = sb3(args.seed, args.n_envs, args.max_steps)
     row = {"label": args.label or args.agent, "agent": args.agent, "seed": args.seed,
