@@ -302,11 +302,52 @@ def cartpole_table(results: dict[str, list[dict]]) -> dict:
         ratios[peer] = {"steps_per_s_ours_over_peer": sps, "time_to_475_ours_over_peer": ttt}
         print(f"ours vs {peer}: env steps/s ours/{peer} x{sps:.2f} (>= 1: ours faster); "
               f"wall clock to {TARGET:g} ours/{peer} x{ttt:.2f} (<= 1: ours sooner)")
+        if len(results["ours"]) == len(results[peer]):  # seed by seed, the same seeds
+            pairs = list(zip(results["ours"], results[peer], strict=True))
+            ratios[peer]["per_seed_steps_per_s"] = [o["steps_per_s"] / q["steps_per_s"]
+                                                    for o, q in pairs]
+            ratios[peer]["per_seed_time_to_475"] = [o["time_to_target"] / q["time_to_target"]
+                                                    for o, q in pairs]
+            print("  per seed, env steps/s:", " ".join(
+                f"x{r:.2f}" for r in ratios[peer]["per_seed_steps_per_s"]),
+                "; time to 475:", " ".join(
+                f"x{r:.2f}" for r in ratios[peer]["per_seed_time_to_475"]))
     return {"summary": summary, "ratios": ratios}
 
 
 def load() -> list[float]:
     return list(os.getloadavg())
+
+
+def concurrent(args: argparse.Namespace) -> None:
+    """Ours and SB3 side by side on the 2 cores, one seed at a time, then the same table."""
+    import subprocess
+
+    record = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+              "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+              "cpus": os.cpu_count(), "load_at_start": load()}
+    results: dict[str, list[dict]] = {"ours": [], "sb3": []}
+    workdir = Path(tempfile.mkdtemp(prefix="bench-dqn-pairs-"))
+    for seed in range(args.seed_from, args.seed_from + args.seeds):
+        children = {}
+        for name in results:
+            skip = [f"--skip={other}" for other in ("ours", "sb3", "rllib") if other != name]
+            out = workdir / f"{name}-{seed}.json"
+            children[name] = (out, subprocess.Popen(
+                [sys.executable, __file__, "--only", "cartpole", "--seeds", "1",
+                 "--seed-from", str(seed), *skip, "--results", str(out)],
+                stdout=subprocess.DEVNULL))
+        for name, (out, child) in children.items():
+            if child.wait() != 0:
+                raise SystemExit(f"error: the {name} run of seed {seed} failed")
+            results[name] += json.loads(out.read_text())["cartpole"]["runs"][name]
+            print(f"{name:5} {seed}", {k: v for k, v in results[name][-1].items()
+                                       if k != "evals"}, flush=True)
+    record["cartpole"] = {"runs": results, **cartpole_table(results)}
+    record["load_at_end"] = load()
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(record, indent=1, default=float) + "\n")
+    print(f"raw results: {args.results}")
 
 
 def main() -> None:
@@ -320,7 +361,14 @@ def main() -> None:
     parser.add_argument("--pong-steps", type=int, default=4_000)
     parser.add_argument("--pong-learning-starts", type=int, default=1_000)
     parser.add_argument("--results", type=Path, default=RESULTS, help="raw results (JSON)")
+    parser.add_argument("--seed-from", type=int, default=0, help="first seed")
+    parser.add_argument("--concurrent", action="store_true",
+                        help="CartPole: run ours and SB3 at the same time, one process each, "
+                        "seed by seed (both see the same machine load)")
     args = parser.parse_args()
+    if args.concurrent:
+        concurrent(args)
+        return
 
     from deepmorning.platform.runtime import connect
 
@@ -331,7 +379,7 @@ def main() -> None:
               "cpus": os.cpu_count(), "load_at_start": load()}
     if args.only != "pong":
         results: dict[str, list[dict]] = {"ours": [], "sb3": [], "rllib": []}
-        for seed in range(args.seeds):  # interleaved per seed: the same load for all
+        for seed in range(args.seed_from, args.seed_from + args.seeds):  # interleaved per seed
             for name in ("ours", "sb3", "rllib"):
                 if name in args.skip:
                     continue
