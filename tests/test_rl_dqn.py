@@ -143,6 +143,51 @@ def test_target_network_is_copied_exactly_every_c_updates():
     assert learner._num_updates == 6
 
 
+def test_one_learner_call_takes_the_same_steps_as_rllibs_minibatch_loop():
+    """DQN.training_step hands the Learner all of an iteration's minibatches at once
+    (``minibatch_size=None``); DQNLearner._update must then take one gradient step per
+    ``batch_size`` slice, in order, with the target copied every C steps: the weights end
+    exactly where RLlib's own minibatch iteration leaves them."""
+    torch.manual_seed(0)
+    looped = small_learner(target_update_period=2, batch_size=4, lr=0.05)
+    torch.manual_seed(0)
+    whole = small_learner(target_update_period=2, batch_size=4, lr=0.05)
+    b = SampleBatch(random_batch(4 * 5, seed=7))
+    for learner, size in ((looped, 4), (whole, None)):
+        learner.update(batch=MultiAgentBatch({"default_policy": b.copy()}, env_steps=len(b)),
+                       minibatch_size=size, num_epochs=1, timesteps={})
+    a, w = looped.module["default_policy"], whole.module["default_policy"]
+    assert whole._num_updates == looped._num_updates == 5
+    assert same(params(w.q_net), params(a.q_net))
+    assert same(params(w._target_q_net), params(a._target_q_net))  # copied after step 4
+    assert not same(params(w._target_q_net), params(w.q_net))  # and not after step 5
+
+
+def test_cartpole_schedule_is_128_updates_per_256_env_steps_and_a_copy_per_128(ray_local):
+    """The ``cartpole`` preset's schedule, SB3's ``train_freq=256, gradient_steps=128,
+    target_update_interval=256``: no update before ``learning_starts``, then after every 256
+    env steps 128 updates (acting weights fixed in between) and one target copy per 128."""
+    hp = cartpole() | {"hiddens": [8], "learning_starts": 512, "num_envs": 1}
+    algo = build_config({"env": "CartPole-v1", "hyperparameters": hp, "seed": 0}).build_algo()
+    try:
+        learner = algo.learner_group._learner
+        module = learner.module["default_policy"]
+        seen = []
+        for _ in range(4):
+            acting = params(algo.env_runner.module.q_net)
+            algo.train()
+            seen.append((algo.env_steps, algo.gradient_updates, learner._num_updates))
+            if algo.gradient_updates:  # weights sent to the EnvRunner after the updates
+                assert not same(params(algo.env_runner.module.q_net), acting)
+        assert [s[0] for s in seen] == [256, 512, 768, 1024]
+        assert [s[1] for s in seen] == [0, 128, 256, 384]  # replay holds 512 from iteration 2
+        assert all(s[1] == s[2] for s in seen)
+        assert same(params(module._target_q_net), params(module.q_net))  # copied after 384
+        assert algo.replay.get_num_timesteps() == 1024
+    finally:
+        algo.stop()
+
+
 def test_epsilon_is_annealed_linearly_then_fixed():
     assert linear_epsilon(0, 1.0, 0.1, 1000) == 1.0
     assert linear_epsilon(500, 1.0, 0.1, 1000) == pytest.approx(0.55)

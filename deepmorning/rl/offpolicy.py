@@ -62,10 +62,15 @@ def updates_owed(credit: float, new_steps: int, ratio: float) -> tuple[int, floa
 
 
 def learn_from_replay(algo: Any, replay: TransitionReplayBuffer, num_updates: int,
-                      minibatch_size: int, env_steps: int, num_learners: int = 1) -> None:
+                      minibatch_size: int, env_steps: int, num_learners: int = 1,
+                      learner_splits: bool = False) -> None:
     """``num_updates`` gradient steps, each on its own uniformly drawn minibatch, in one
     Learner call; then the new weights go to the EnvRunners. With several Learners each
-    gets its share of every minibatch step (``minibatch_size`` is per Learner)."""
+    gets its share of every minibatch step (``minibatch_size`` is per Learner).
+
+    ``learner_splits``: the Learner's ``_update`` receives the whole batch and takes the
+    minibatch steps itself (``DQNLearner._update``), instead of RLlib's minibatch iterator
+    calling it once per step."""
     size = num_updates * minibatch_size * max(num_learners, 1)
     with algo.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
         transitions = replay.sample_transitions(size)
@@ -73,7 +78,7 @@ def learn_from_replay(algo: Any, replay: TransitionReplayBuffer, num_updates: in
     with algo.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
         results = algo.learner_group.update(
             batch=batch,
-            minibatch_size=minibatch_size,
+            minibatch_size=None if learner_splits else minibatch_size,
             num_epochs=1,
             shuffle_batch_per_epoch=False,  # the draws are already uniform and independent
             timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: env_steps},

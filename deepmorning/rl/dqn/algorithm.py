@@ -113,7 +113,7 @@ class DQN(Algorithm):
             self._update_credit, steps, self.config.updates_per_env_step)
         if num_updates:
             learn_from_replay(self, self.replay, num_updates, self.config.batch_size,
-                              self.env_steps)
+                              self.env_steps, learner_splits=True)
             self.gradient_updates += num_updates
         self.metrics.log_value("replay_size", self.replay.get_num_timesteps(), window=1)
 
