@@ -13,54 +13,182 @@ or ``python benchmarks/bench_nas.py [rl-vs-random|overhead] …``.
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
+import random
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import ray
+from scipy import stats
 
-from deepmorning.nas.config import NASConfig, quick
+from deepmorning.nas.child import run_child
+from deepmorning.nas.config import NASConfig, quick, rnn_quick
+from deepmorning.nas.data import load_dataset
 from deepmorning.nas.search import Search, search
+from deepmorning.nas.spaces import sample_random
 from deepmorning.platform.console import print_table
+from deepmorning.platform.plots import figure, save
 from deepmorning.platform.rundir import RunDir
 
 
-def _config(**overrides) -> NASConfig:
-    cfg = quick().to_dict()
-    child = overrides.pop("child", {})
+def _config(base: str = "cnn", **overrides) -> NASConfig:
+    cfg = (rnn_quick() if base == "rnn" else quick()).to_dict()
+    for key in ("child", "controller", "lm", "space"):
+        cfg[key].update(overrides.pop(key, {}))
     cfg.update(overrides)
-    cfg["child"].update(child)
     return NASConfig.from_dict(cfg)
 
 
-def rl_vs_random(seeds: int = 3, children: int = 24, epochs: int = 6) -> list[dict]:
-    rows = []
-    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+RESULTS = Path(__file__).parent / "results"
+IMAGES = Path(__file__).parents[1] / "docs" / "img"
+# The comparison's settings per space (on top of the `quick` presets, whose controller settings
+# are the small-budget ones): the CNN task is the harder generated one (see nas/data.py).
+COMPARE = {
+    "cnn": {"dataset": "strokes"},
+    "rnn": {},
+}
+
+
+def compare(space: str, seeds: int = 5, children: int = 100, out: Path | None = None) -> Path:
+    """RL against random search at an equal budget, seed by seed (paired), written as it goes.
+
+    Each finished search appends its children (``child_id`` = sampling order, reward) to
+    ``benchmarks/results/nas_compare_<space>.csv``, so a partial run is still usable.
+    """
+    out = out or RESULTS / f"nas_compare_{space}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = set()
+    if out.is_file():
+        old = pd.read_csv(out)
+        done = set(zip(old["seed"], old["strategy"], strict=True))
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for seed in range(seeds):
                 for strategy in ("rl", "random"):
-                    cfg = _config(strategy=strategy, seed=seed, max_children=children,
-                                  child={"epochs": epochs})
+                    if (seed, strategy) in done:
+                        continue
+                    cfg = _config(space, strategy=strategy, seed=seed, max_children=children,
+                                  **COMPARE[space])
                     run = RunDir.create(Path(tmp) / f"{strategy}-{seed}", "nas", "bench",
                                         cfg.to_dict())
-                    s = search(cfg, run, resumed=False)
-                    rows.append({"seed": seed, "strategy": strategy,
-                                 "best_val_acc": s["best_val_acc"],
-                                 "top5_mean_val_acc": s["top5_mean_val_acc"],
-                                 "wall_s": s["wall_seconds"]})
+                    search(cfg, run, resumed=False)
+                    hist = run.read_table("history.csv").sort_values("child_id")
+                    metric = "val_ppl" if space == "rnn" else "val_acc"
+                    rows = pd.DataFrame({
+                        "space": space, "seed": seed, "strategy": strategy,
+                        "child_id": hist["child_id"], "reward": hist["reward"],
+                        "metric": hist[metric], "summary": hist["summary"],
+                        "seconds": hist["seconds"],
+                    })
+                    rows.to_csv(out, mode="a", header=not out.is_file(), index=False)
     finally:
         ray.shutdown()
-    print_table("RL vs random search (digits, equal budget)", rows)
-    summary = []
-    for metric in ("best_val_acc", "top5_mean_val_acc"):
-        rl = statistics.mean(r[metric] for r in rows if r["strategy"] == "rl")
-        rnd = statistics.mean(r[metric] for r in rows if r["strategy"] == "random")
-        summary.append({"metric": metric, "rl": rl, "random": rnd, "rl/random": rl / rnd})
-    print_table(f"mean over {seeds} seeds, {children} children each", summary)
-    return summary
+    return out
+
+
+def top_k_curve(rewards: np.ndarray, k: int = 5) -> np.ndarray:
+    """Running mean of the top-``k`` rewards among the first n children, for every n.
+
+    Before ``k`` children the mean is over the children seen so far. (Zoph & Le, Fig. 6.)
+    """
+    curve, top = [], []
+    for r in rewards:
+        top = sorted([*top, float(r)], reverse=True)[:k]
+        curve.append(sum(top) / len(top))
+    return np.asarray(curve)
+
+
+def paired_stats(rl: list[float], rnd: list[float]) -> dict[str, float]:
+    """Mean difference RL - random over paired seeds, a 95 % t interval and a paired t-test."""
+    diff = np.asarray(rl) - np.asarray(rnd)
+    n = len(diff)
+    mean = float(diff.mean())
+    if n < 2:
+        return {"diff": mean, "ci_low": float("nan"), "ci_high": float("nan"), "p": float("nan")}
+    half = float(stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n))
+    p = float(stats.ttest_rel(rl, rnd).pvalue) if diff.std() > 0 else 1.0
+    return {"diff": mean, "ci_low": mean - half, "ci_high": mean + half, "p": p}
+
+
+def compare_report(space: str, path: Path | None = None, image: Path | None = None
+                   ) -> list[dict]:
+    """The Fig. 6 plot (mean and min-max band over seeds) and the paired table."""
+    path = path or RESULTS / f"nas_compare_{space}.csv"
+    image = image or IMAGES / f"nas_rl_vs_random_{space}.png"
+    df = pd.read_csv(path)
+    seeds = sorted(set(df[df.strategy == "rl"].seed) & set(df[df.strategy == "random"].seed))
+    curves: dict[str, list[np.ndarray]] = {"rl": [], "random": []}
+    finals: dict[str, dict[str, list[float]]] = {s: {"best": [], "top5": []} for s in curves}
+    for strategy in curves:
+        for seed in seeds:
+            run = df[(df.strategy == strategy) & (df.seed == seed)].sort_values("child_id")
+            rewards = run["reward"].fillna(0.0).to_numpy(float)
+            curve = top_k_curve(rewards)
+            curves[strategy].append(curve)
+            finals[strategy]["best"].append(float(rewards.max()))
+            finals[strategy]["top5"].append(float(curve[-1]))
+    n = min(len(c) for cs in curves.values() for c in cs)
+    fig, ax = figure(f"RL vs random search ({space}, {len(seeds)} seeds)", "children sampled",
+                     "mean reward of the top 5 so far")
+    for strategy, color in (("rl", "C0"), ("random", "C1")):
+        stack = np.stack([c[:n] for c in curves[strategy]])
+        x = np.arange(1, n + 1)
+        ax.plot(x, stack.mean(0), color=color, label=f"{strategy} (mean over seeds)")
+        ax.fill_between(x, stack.min(0), stack.max(0), color=color, alpha=0.2,
+                        label=f"{strategy} (min-max over seeds)")
+    ax.legend()
+    image.parent.mkdir(parents=True, exist_ok=True)
+    save(fig, image)
+    rows = []
+    for metric in ("best", "top5"):
+        rl, rnd = finals["rl"][metric], finals["random"][metric]
+        st = paired_stats(rl, rnd)
+        rows.append({"space": space, "metric": f"{metric} reward", "seeds": len(seeds),
+                     "children": n, "rl_mean": round(float(np.mean(rl)), 4),
+                     "random_mean": round(float(np.mean(rnd)), 4),
+                     "rl-random": round(st["diff"], 4),
+                     "95% CI": f"[{st['ci_low']:.4f}, {st['ci_high']:.4f}]",
+                     "paired t p": round(st["p"], 3),
+                     "rl wins": f"{sum(a > b for a, b in zip(rl, rnd, strict=True))}/{len(rl)}"})
+    print_table(f"RL vs random search ({space}): final values over paired seeds", rows)
+    return rows
+
+
+def spread(dataset: str = "strokes", count: int = 50, seed: int = 12345,
+           out: Path | None = None) -> dict[str, float]:
+    """Validation accuracy of ``count`` uniformly random architectures of the quick space.
+
+    Architecture ``i`` has the depth the search's schedule gives child ``i * 100 // count`` of a
+    100-child search (3 to 5 layers); each trains as a child of the ``quick`` preset. Rows are
+    appended to ``benchmarks/results/nas_spread_<dataset>.jsonl`` as they finish.
+    """
+    out = out or RESULTS / f"nas_spread_{dataset}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cfg = _config(dataset=dataset)
+    data = load_dataset(dataset)
+    rng = random.Random(seed)
+    accs = []
+    with out.open("w") as fh:
+        for i in range(count):
+            arch = sample_random(cfg.space, cfg.space.num_layers(i * 100 // count), rng)
+            result = run_child(i, arch.to_dict(), data, cfg.child)
+            accs.append(result["val_acc"])
+            fh.write(json.dumps({"i": i, "val_acc": result["val_acc"],
+                                 "params": result["params"],
+                                 "seconds": round(result["seconds"], 2),
+                                 "summary": arch.summary()}) + "\n")
+            fh.flush()
+    p10, p50, p90 = np.percentile(accs, [10, 50, 90])
+    row = {"dataset": dataset, "architectures": count, "p10": round(p10, 3),
+           "median": round(p50, 3), "p90": round(p90, 3), "p90-p10": round(p90 - p10, 3),
+           "min": round(min(accs), 3), "max": round(max(accs), 3)}
+    print_table("validation accuracy of random architectures", [row])
+    return row
 
 
 def overhead(levels: tuple[int, ...] = (1, 4, 16, 64), child_seconds: float = 2.0,
@@ -129,9 +257,11 @@ def driver_cost(layouts: tuple[tuple[int, int, int], ...] = ((2, 2, 2), (20, 100
 
 
 @pytest.mark.benchmark
-def test_rl_vs_random_search():
-    summary = rl_vs_random()
-    assert all(row["rl"] > 0 for row in summary)
+@pytest.mark.parametrize("space", ["cnn", "rnn"])
+def test_rl_vs_random_search(space, tmp_path):
+    path = compare(space, seeds=5, children=100, out=tmp_path / "compare.csv")
+    rows = compare_report(space, path, tmp_path / "compare.png")
+    assert all(row["seeds"] == 5 for row in rows)
 
 
 @pytest.mark.benchmark
@@ -142,15 +272,23 @@ def test_orchestration_overhead():
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", choices=["rl-vs-random", "overhead", "driver-cost"])
+    parser.add_argument("which", choices=["rl-vs-random", "report", "spread", "overhead",
+                                          "driver-cost"])
+    parser.add_argument("--space", choices=["cnn", "rnn"], default="cnn")
     parser.add_argument("--layouts", default="2x2x2,20x100x8", help="SxKxm,...")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--children", type=int, default=24)
+    parser.add_argument("--dataset", default="strokes", help="spread: the CNN dataset")
+    parser.add_argument("--count", type=int, default=50, help="spread: random architectures")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--children", type=int, default=100)
     parser.add_argument("--levels", default="1,4,16,64")
     parser.add_argument("--child-seconds", type=float, default=2.0)
     args = parser.parse_args()
     if args.which == "rl-vs-random":
-        rl_vs_random(args.seeds, args.children)
+        compare_report(args.space, compare(args.space, args.seeds, args.children))
+    elif args.which == "spread":
+        spread(args.dataset, args.count)
+    elif args.which == "report":
+        compare_report(args.space)
     elif args.which == "driver-cost":
         driver_cost(tuple(tuple(int(v) for v in lay.split("x")) for lay in
                           args.layouts.split(",")))

@@ -145,6 +145,12 @@ class NASConfig:
             raise DeepmorningError(str(exc)) from exc
 
 
+# The controller's Adam learning rate in the `quick` presets: with 24-100 children (12-50
+# updates) the paper's 6e-4 / 5e-4 would move the controller's logits by about 0.01 in the whole
+# search, so RL would be random search; 0.01 lets 50 Adam steps move a logit by up to ~0.5.
+QUICK_LR = 0.01
+
+
 def paper() -> NASConfig:
     """Zoph & Le 2017 as published (see the module docstring for the sources)."""
     return NASConfig()
@@ -162,7 +168,7 @@ def quick() -> NASConfig:
         gpus_per_child=0.0,
         space=SearchSpace(num_filters=(8, 12, 16, 24), layers_start=3, layers_step=1,
                           layers_every=12, layers_max=5),
-        controller=ControllerConfig(baseline_decay=0.9),
+        controller=ControllerConfig(lr=QUICK_LR, baseline_decay=0.9),
         child=ChildConfig(epochs=6, batch_size=64),
     )
 
@@ -182,7 +188,7 @@ def rnn_quick() -> NASConfig:
         preset="quick", search_space="rnn", dataset="pydoc", data_limit=60_000,
         max_children=8, param_servers=2, controllers=2, children_per_controller=1,
         apply_every=2, gpus_per_child=0.0,
-        controller=ControllerConfig(lr=5e-4, baseline_decay=0.9),
+        controller=ControllerConfig(lr=QUICK_LR, baseline_decay=0.9),
         child=ChildConfig(epochs=1, batch_size=16, lr=3e-3),
         lm=LMConfig(hidden=48, layers=1, dropout=0.0, reward_c=4.0),
     )
