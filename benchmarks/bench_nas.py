@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import tempfile
 import time
@@ -23,9 +24,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import ray
-from scipy import stats
 
 from deepmorning.nas.child import run_child
+from deepmorning.nas.compare import paired_stats, top_k_curve
 from deepmorning.nas.config import NASConfig, quick, rnn_quick
 from deepmorning.nas.data import load_dataset
 from deepmorning.nas.search import Search, search
@@ -89,30 +90,6 @@ def compare(space: str, seeds: int = 5, children: int = 100, out: Path | None = 
     finally:
         ray.shutdown()
     return out
-
-
-def top_k_curve(rewards: np.ndarray, k: int = 5) -> np.ndarray:
-    """Running mean of the top-``k`` rewards among the first n children, for every n.
-
-    Before ``k`` children the mean is over the children seen so far. (Zoph & Le, Fig. 6.)
-    """
-    curve, top = [], []
-    for r in rewards:
-        top = sorted([*top, float(r)], reverse=True)[:k]
-        curve.append(sum(top) / len(top))
-    return np.asarray(curve)
-
-
-def paired_stats(rl: list[float], rnd: list[float]) -> dict[str, float]:
-    """Mean difference RL - random over paired seeds, a 95 % t interval and a paired t-test."""
-    diff = np.asarray(rl) - np.asarray(rnd)
-    n = len(diff)
-    mean = float(diff.mean())
-    if n < 2:
-        return {"diff": mean, "ci_low": float("nan"), "ci_high": float("nan"), "p": float("nan")}
-    half = float(stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n))
-    p = float(stats.ttest_rel(rl, rnd).pvalue) if diff.std() > 0 else 1.0
-    return {"diff": mean, "ci_low": mean - half, "ci_high": mean + half, "p": p}
 
 
 def compare_report(space: str, path: Path | None = None, image: Path | None = None
@@ -205,7 +182,7 @@ def overhead(levels: tuple[int, ...] = (1, 4, 16, 64), child_seconds: float = 2.
                               child={"trainer": f"sleep:{child_seconds}"})
                 run = RunDir.create(Path(tmp) / "run", "nas", "bench", cfg.to_dict())
                 start = time.time()
-                Search(cfg, run, resumed=False).run_search()
+                summary = Search(cfg, run, resumed=False).run_search()
                 wall = time.time() - start
                 hist = run.read_table("history.csv")
         finally:
@@ -224,9 +201,19 @@ def overhead(levels: tuple[int, ...] = (1, 4, 16, 64), child_seconds: float = 2.
             "steady/ideal": round(steady / ideal, 3),
             "outside_training_share": round(1 - (len(done) - level) * child_seconds
                                             / (steady_s * level), 3),
+            "driver_ms_per_event": summary["driver_ms_per_event"],
         })
+        _save_results("nas_overhead.json", rows, child_seconds=child_seconds)
     print_table(f"orchestration overhead (child = sleep {child_seconds}s)", rows)
     return rows
+
+
+def _save_results(name: str, rows: list[dict], **meta) -> None:
+    """Raw results, rewritten after each configuration so a partial run is kept."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / name).write_text(json.dumps({
+        "rows": rows, "load_average": os.getloadavg(), "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **meta}, indent=1) + "\n")
 
 
 def driver_cost(layouts: tuple[tuple[int, int, int], ...] = ((2, 2, 2), (20, 100, 8)),
@@ -252,7 +239,48 @@ def driver_cost(layouts: tuple[tuple[int, int, int], ...] = ((2, 2, 2), (20, 100
                              "driver_ms_per_event": summary["driver_ms_per_event"]})
         finally:
             ray.shutdown()
+        _save_results("nas_driver_cost.json", rows)
     print_table("driver cost per event (instant synthetic children)", rows)
+    return rows
+
+
+@ray.remote(num_cpus=0)
+class _Gate:
+    """Calls that stay pending until released: open children without a process each."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.event = asyncio.Event()
+
+    async def hold(self) -> int:
+        await self.event.wait()
+        return 0
+
+    async def release(self) -> None:
+        self.event.set()
+
+
+def wait_cost(pending: tuple[int, ...] = (4, 800), repeats: int = 200) -> list[dict]:
+    """The driver's wait for the next finished call with ``pending`` calls open (K x m = 800
+    at the paper's scale), one of them finished: the part of an event that scans them."""
+    rows = []
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        for n in pending:
+            gate = _Gate.remote()
+            refs = [gate.hold.remote() for _ in range(n - 1)] + [ray.put(0)]
+            start = time.perf_counter()
+            for _ in range(repeats):
+                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+                assert len(ready) == 1
+            rows.append({"open_calls": n,
+                         "wait_ms": round(1000 * (time.perf_counter() - start) / repeats, 3)})
+            ray.get(gate.release.remote())
+    finally:
+        ray.shutdown()
+    _save_results("nas_wait_cost.json", rows)
+    print_table("one scan of the open calls (ray.wait)", rows)
     return rows
 
 
@@ -273,7 +301,7 @@ def test_orchestration_overhead():
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("which", choices=["rl-vs-random", "report", "spread", "overhead",
-                                          "driver-cost"])
+                                          "driver-cost", "wait-cost"])
     parser.add_argument("--space", choices=["cnn", "rnn"], default="cnn")
     parser.add_argument("--layouts", default="2x2x2,20x100x8", help="SxKxm,...")
     parser.add_argument("--dataset", default="strokes", help="spread: the CNN dataset")
@@ -289,6 +317,8 @@ if __name__ == "__main__":
         spread(args.dataset, args.count)
     elif args.which == "report":
         compare_report(args.space)
+    elif args.which == "wait-cost":
+        wait_cost()
     elif args.which == "driver-cost":
         driver_cost(tuple(tuple(int(v) for v in lay.split("x")) for lay in
                           args.layouts.split(",")))
