@@ -44,11 +44,11 @@ import ray
 import torch
 
 from deepmorning.nas import ps
-from deepmorning.nas.child import run_child
 from deepmorning.nas.config import NASConfig
 from deepmorning.nas.controller import advantages_and_baseline
 from deepmorning.nas.plots import plot_run
 from deepmorning.nas.spaces import arch_from_dict
+from deepmorning.nas.task import run_child
 from deepmorning.platform import console
 from deepmorning.platform.errors import DeepmorningError, summarize
 from deepmorning.platform.metrics import RunMetrics
@@ -213,6 +213,8 @@ class Search:
             num_cpus=cfg.cpus_per_child, num_gpus=cfg.gpus_per_child,
             max_retries=cfg.child_retries, retry_exceptions=True,
         )
+        # a plain dict, so that a worker running a synthetic child never imports torch
+        self.lm = dataclasses.asdict(cfg.lm) if cfg.search_space == "rnn" else None
         self.pending: dict[ray.ObjectRef, tuple[str, Any]] = {}
         self.driver_seconds = 0.0  # time spent handling events (journal, history, launches)
         self.handled = 0
@@ -354,7 +356,7 @@ class Search:
         for child in batch.children:
             if child.status == "pending":
                 ref = self.child_task.remote(child.child_id, child.arch, self.data_ref,
-                                             self.child_cfg, self.cfg.lm)
+                                             self.child_cfg, self.lm)
                 self.pending[ref] = ("child", (batch, child))
 
     def _on_child(self, payload, ref) -> None:
