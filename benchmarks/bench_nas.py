@@ -101,15 +101,15 @@ def compare_report(space: str, path: Path | None = None, image: Path | None = No
     seeds = sorted(set(df[df.strategy == "rl"].seed) & set(df[df.strategy == "random"].seed))
     curves: dict[str, list[np.ndarray]] = {"rl": [], "random": []}
     finals: dict[str, dict[str, list[float]]] = {s: {"best": [], "top5": []} for s in curves}
-    for strategy in curves:
-        for seed in seeds:
-            run = df[(df.strategy == strategy) & (df.seed == seed)].sort_values("child_id")
-            rewards = run["reward"].fillna(0.0).to_numpy(float)
-            curve = top_k_curve(rewards)
-            curves[strategy].append(curve)
-            finals[strategy]["best"].append(float(rewards.max()))
-            finals[strategy]["top5"].append(float(curve[-1]))
-    n = min(len(c) for cs in curves.values() for c in cs)
+    runs = {(strategy, seed): df[(df.strategy == strategy) & (df.seed == seed)]
+            .sort_values("child_id")["reward"].fillna(0.0).to_numpy(float)
+            for strategy in curves for seed in seeds}
+    n = min(len(r) for r in runs.values())  # an equal budget: the shortest run's children
+    for (strategy, _), rewards in runs.items():
+        curve = top_k_curve(rewards[:n])
+        curves[strategy].append(curve)
+        finals[strategy]["best"].append(float(rewards[:n].max()))
+        finals[strategy]["top5"].append(float(curve[-1]))
     fig, ax = figure(f"RL vs random search ({space}, {len(seeds)} seeds)", "children sampled",
                      "mean reward of the top 5 so far")
     for strategy, color in (("rl", "C0"), ("random", "C1")):
