@@ -202,6 +202,7 @@ def overhead(levels: tuple[int, ...] = (1, 4, 16, 64), child_seconds: float = 2.
             "outside_training_share": round(1 - (len(done) - level) * child_seconds
                                             / (steady_s * level), 3),
             "driver_ms_per_event": summary["driver_ms_per_event"],
+            "driver_cpu_ms_per_event": summary["driver_cpu_ms_per_event"],
         })
         _save_results("nas_overhead.json", rows, child_seconds=child_seconds)
     print_table(f"orchestration overhead (child = sleep {child_seconds}s)", rows)
@@ -236,7 +237,8 @@ def driver_cost(layouts: tuple[tuple[int, int, int], ...] = ((2, 2, 2), (20, 100
                 summary = search_.run_search()
                 rows.append({"S": s_, "K": k, "m": m, "children": summary["children"],
                              "events": search_.handled,
-                             "driver_ms_per_event": summary["driver_ms_per_event"]})
+                             "driver_ms_per_event": summary["driver_ms_per_event"],
+                             "driver_cpu_ms_per_event": summary["driver_cpu_ms_per_event"]})
         finally:
             ray.shutdown()
         _save_results("nas_driver_cost.json", rows)

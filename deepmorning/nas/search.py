@@ -217,6 +217,7 @@ class Search:
         self.lm = dataclasses.asdict(cfg.lm) if cfg.search_space == "rnn" else None
         self.pending: dict[ray.ObjectRef, tuple[str, Any]] = {}
         self.driver_seconds = 0.0  # time spent handling events (journal, history, launches)
+        self.driver_cpu_seconds = 0.0  # the driver's CPU time in them (robust to a loaded host)
         self.handled = 0
         self.session_start = time.time()
         self.session_elapsed = self.journal.elapsed
@@ -265,13 +266,14 @@ class Search:
             self._show(bar)
             while self.pending:
                 for ref in self._ready():
-                    start = time.perf_counter()
+                    start, cpu = time.perf_counter(), time.process_time()
                     kind, payload = self.pending.pop(ref)
                     if kind == "step":
                         self._on_step(payload, ref)
                     else:
                         self._on_child(payload, ref)
                     self.driver_seconds += time.perf_counter() - start
+                    self.driver_cpu_seconds += time.process_time() - cpu
                     self.handled += 1
                 self._show(bar)
         return self.finish()
@@ -453,6 +455,8 @@ class Search:
             "wall_seconds": round(wall, 1),
             "children_per_hour": round(j.children_done / max(wall, 1e-9) * 3600, 1),
             "driver_ms_per_event": round(1000 * self.driver_seconds / max(1, self.handled), 2),
+            "driver_cpu_ms_per_event": round(
+                1000 * self.driver_cpu_seconds / max(1, self.handled), 2),
             "param_servers": self.cfg.param_servers,
             "controllers": self.cfg.controllers,
             "children_per_controller": self.cfg.children_per_controller,
