@@ -101,15 +101,19 @@ def compare_report(space: str, path: Path | None = None, image: Path | None = No
     seeds = sorted(set(df[df.strategy == "rl"].seed) & set(df[df.strategy == "random"].seed))
     curves: dict[str, list[np.ndarray]] = {"rl": [], "random": []}
     finals: dict[str, dict[str, list[float]]] = {s: {"best": [], "top5": []} for s in curves}
-    runs = {(strategy, seed): df[(df.strategy == strategy) & (df.seed == seed)]
-            .sort_values("child_id")["reward"].fillna(0.0).to_numpy(float)
-            for strategy in curves for seed in seeds}
-    n = min(len(r) for r in runs.values())  # an equal budget: the shortest run's children
-    for (strategy, _), rewards in runs.items():
-        curve = top_k_curve(rewards[:n])
+    tables = {(strategy, seed): df[(df.strategy == strategy) & (df.seed == seed)]
+              .sort_values("child_id") for strategy in curves for seed in seeds}
+    n = min(len(t) for t in tables.values())  # an equal budget: the shortest run's children
+    # the metric of the best child: highest validation accuracy, lowest validation perplexity
+    metric, best = ("val_ppl", np.nanmin) if space == "rnn" else ("val_acc", np.nanmax)
+    for (strategy, _), table in tables.items():
+        rewards = table["reward"].fillna(0.0).to_numpy(float)[:n]
+        curve = top_k_curve(rewards)
         curves[strategy].append(curve)
-        finals[strategy]["best"].append(float(rewards[:n].max()))
+        finals[strategy]["best"].append(float(rewards.max()))
         finals[strategy]["top5"].append(float(curve[-1]))
+        finals[strategy].setdefault(metric, []).append(
+            float(best(table["metric"].to_numpy(float)[:n])))
     fig, ax = figure(f"RL vs random search ({space}, {len(seeds)} seeds)", "children sampled",
                      "mean reward of the top 5 so far")
     for strategy, color in (("rl", "C0"), ("random", "C1")):
@@ -122,18 +126,26 @@ def compare_report(space: str, path: Path | None = None, image: Path | None = No
     image.parent.mkdir(parents=True, exist_ok=True)
     save(fig, image)
     rows = []
-    for metric in ("best", "top5"):
-        rl, rnd = finals["rl"][metric], finals["random"][metric]
+    for name in ("best", "top5", metric):
+        rl, rnd = finals["rl"][name], finals["random"][name]
         st = paired_stats(rl, rnd)
-        rows.append({"space": space, "metric": f"{metric} reward", "seeds": len(seeds),
+        label = {"best": "best reward", "top5": "top-5 mean reward",
+                 "val_acc": "best val accuracy", "val_ppl": "lowest val perplexity"}[name]
+        rows.append({"space": space, "metric": label, "seeds": len(seeds),
                      "children": n, "rl_mean": round(float(np.mean(rl)), 4),
                      "random_mean": round(float(np.mean(rnd)), 4),
                      "rl-random": round(st["diff"], 4),
                      "95% CI": f"[{st['ci_low']:.4f}, {st['ci_high']:.4f}]",
                      "paired t p": round(st["p"], 3),
-                     "rl wins": f"{sum(a > b for a, b in zip(rl, rnd, strict=True))}/{len(rl)}"})
+                     "rl better": f"{sum(map(_better(name), rl, rnd))}/{len(rl)}"})
     print_table(f"RL vs random search ({space}): final values over paired seeds", rows)
+    _save_results(f"nas_compare_{space}_table.json", rows)
     return rows
+
+
+def _better(name: str):
+    """Whether RL's value beats random's: lower is better for a perplexity."""
+    return (lambda rl, rnd: rl < rnd) if name == "val_ppl" else (lambda rl, rnd: rl > rnd)
 
 
 def spread(dataset: str = "strokes", count: int = 50, seed: int = 12345,
