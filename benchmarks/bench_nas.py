@@ -1,13 +1,15 @@
 """NAS benchmarks (not timed tests): run with ``pytest benchmarks/bench_nas.py -m benchmark -s``
-or ``python benchmarks/bench_nas.py [rl-vs-random|overhead] …``.
+or ``python benchmarks/bench_nas.py WHICH …`` (see docs/nas.md, "Benchmarks").
 
-1. **RL vs random search** (Zoph & Le's control, Sec. 4.1) on digits at equal budget over
-   several seeds: best and mean-of-top-5 validation accuracy side by side, and their ratio.
-2. **Orchestration overhead**: a synthetic child that sleeps a fixed time, 1 -> 64 concurrent
+1. **RL vs random search** (Zoph & Le's control, Fig. 6) for both spaces: the CNN search on the
+   generated ``strokes`` task, the cell search on the embedded text; equal budget, paired seeds;
+   the running mean of the top-5 rewards (PNG) and a paired t-test on the final values.
+2. **Spread**: validation accuracy of random architectures on a CNN task.
+3. **Orchestration overhead**: a synthetic child that sleeps a fixed time, 1 -> 64 concurrent
    children (K x m) on a local Ray with that many logical CPUs: children/hour against the ideal
    (workers / child time), and the share of wall time spent outside child training.
-3. **Driver cost**: the driver's time per event with instant children, at S=2/K=2/m=2 and at
-   S=20/K=100/m=8 (``driver-cost --layouts``).
+4. **Driver cost**: the driver's time per event with instant children, at S=2/K=2/m=2 and at
+   S=20/K/m=8 (``driver-cost --layouts``), and one scan of the open calls (``wait-cost``).
 """
 
 from __future__ import annotations
