@@ -56,7 +56,8 @@ COMPARE = {
 }
 
 
-def compare(space: str, seeds: int = 5, children: int = 100, out: Path | None = None) -> Path:
+def compare(space: str, seeds: int = 5, children: int = 100, out: Path | None = None,
+            first_seed: int = 0) -> Path:
     """RL against random search at an equal budget, seed by seed (paired), written as it goes.
 
     Each finished search appends its children (``child_id`` = sampling order, reward) to
@@ -71,7 +72,7 @@ def compare(space: str, seeds: int = 5, children: int = 100, out: Path | None = 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for seed in range(seeds):
+            for seed in range(first_seed, seeds):
                 for strategy in ("rl", "random"):
                     if (seed, strategy) in done:
                         continue
@@ -323,12 +324,15 @@ if __name__ == "__main__":
     parser.add_argument("--dataset", default="strokes", help="spread: the CNN dataset")
     parser.add_argument("--count", type=int, default=50, help="spread: random architectures")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="rl-vs-random: start at this seed (a second process can share)")
     parser.add_argument("--children", type=int, default=100)
     parser.add_argument("--levels", default="1,4,16,64")
     parser.add_argument("--child-seconds", type=float, default=2.0)
     args = parser.parse_args()
     if args.which == "rl-vs-random":
-        compare_report(args.space, compare(args.space, args.seeds, args.children))
+        compare_report(args.space, compare(args.space, args.seeds, args.children,
+                                           first_seed=args.first_seed))
     elif args.which == "spread":
         spread(args.dataset, args.count)
     elif args.which == "report":
