@@ -115,6 +115,8 @@ def compare_report(space: str, path: Path | None = None, image: Path | None = No
         curves[strategy].append(curve)
         finals[strategy]["best"].append(float(rewards.max()))
         finals[strategy]["top5"].append(float(curve[-1]))
+        # has the policy moved? the mean reward of the last third of the children sampled
+        finals[strategy].setdefault("last", []).append(float(rewards[-max(1, n // 3):].mean()))
         finals[strategy].setdefault(metric, []).append(
             float(best(table["metric"].to_numpy(float)[:n])))
     fig, ax = figure(f"RL vs random search ({space}, {len(seeds)} seeds)", "children sampled",
@@ -129,11 +131,12 @@ def compare_report(space: str, path: Path | None = None, image: Path | None = No
     image.parent.mkdir(parents=True, exist_ok=True)
     save(fig, image)
     rows = []
-    for name in ("best", "top5", metric):
+    for name in ("best", "top5", metric, "last"):
         rl, rnd = finals["rl"][name], finals["random"][name]
         st = paired_stats(rl, rnd)
         label = {"best": "best reward", "top5": "top-5 mean reward",
-                 "val_acc": "best val accuracy", "val_ppl": "lowest val perplexity"}[name]
+                 "val_acc": "best val accuracy", "val_ppl": "lowest val perplexity",
+                 "last": "mean reward, last third of children"}[name]
         rows.append({"space": space, "metric": label, "seeds": len(seeds),
                      "children": n, "rl_mean": round(float(np.mean(rl)), 4),
                      "random_mean": round(float(np.mean(rnd)), 4),
