@@ -145,7 +145,7 @@ def compare_report(space: str, path: Path | None = None, image: Path | None = No
                      "paired t p": round(st["p"], 3),
                      "rl better": f"{sum(map(_better(name), rl, rnd))}/{len(rl)}"})
     print_table(f"RL vs random search ({space}): final values over paired seeds", rows)
-    _save_results(f"nas_compare_{space}_table.json", rows)
+    _save_results(f"{path.stem}_table.json", rows)
     return rows
 
 
@@ -327,6 +327,8 @@ if __name__ == "__main__":
     parser.add_argument("--dataset", default="strokes", help="spread: the CNN dataset")
     parser.add_argument("--count", type=int, default=50, help="spread: random architectures")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--out", type=Path, help="rl-vs-random / report: the CSV (default "
+                        "benchmarks/results/nas_compare_<space>.csv)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="rl-vs-random: start at this seed (a second process can share)")
     parser.add_argument("--children", type=int, default=100)
@@ -334,12 +336,15 @@ if __name__ == "__main__":
     parser.add_argument("--child-seconds", type=float, default=2.0)
     args = parser.parse_args()
     if args.which == "rl-vs-random":
-        compare_report(args.space, compare(args.space, args.seeds, args.children,
-                                           first_seed=args.first_seed))
+        out = compare(args.space, args.seeds, args.children, args.out, args.first_seed)
+        image = IMAGES / f"{out.stem.replace('nas_compare', 'nas_rl_vs_random')}.png"
+        compare_report(args.space, out, image)
     elif args.which == "spread":
         spread(args.dataset, args.count)
     elif args.which == "report":
-        compare_report(args.space)
+        out = args.out or RESULTS / f"nas_compare_{args.space}.csv"
+        compare_report(args.space, out,
+                       IMAGES / f"{out.stem.replace('nas_compare', 'nas_rl_vs_random')}.png")
     elif args.which == "wait-cost":
         wait_cost()
     elif args.which == "driver-cost":
