@@ -256,6 +256,8 @@ def test_parameter_servers_round_trip_and_apply_gradients(ray_local, tmp_path):
     _, after = ray.get(shards[0].pull.remote())
     name = names[0][0]
     assert np.allclose(after[name], initial[name] - cfg.lr, atol=1e-6)  # Adam's first step
+    version, both = ray.get(shards[0].push_pull.remote(7, grads))  # push, then pull: one trip
+    assert version == 1 and all(np.array_equal(both[k], after[k]) for k in after)
 
     restored, _ = ps.start_servers(space, cfg, 3, 1, seed=0, state_dir=tmp_path)  # resume
     version, again = ray.get(restored[0].pull.remote())

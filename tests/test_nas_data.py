@@ -283,3 +283,43 @@ def test_every_error_is_one_line(tmp_path):
         with pytest.raises(DeepmorningError) as info:
             load_dataset(spec)
         assert "\n" not in str(info.value) and str(info.value)
+
+
+# --------------------------------------------------------------------------- strokes
+
+
+def test_stroke_pixels_hand_built():
+    assert data.stroke_pixels(0, 8, 8) == [(8, c) for c in range(3, 14)]  # horizontal
+    assert data.stroke_pixels(2, 8, 8) == [(r, 8) for r in range(3, 14)]  # vertical
+    assert data.stroke_pixels(1, 8, 8) == [(r, r) for r in range(3, 14)]  # diagonal
+    assert data.stroke_pixels(3, 8, 8) == [(r, 16 - r) for r in range(3, 14)]  # anti-diagonal
+    assert data.stroke_pixels(0, 4, 2) == [(4, c) for c in range(0, 8)]  # clipped at the border
+
+
+def test_generate_strokes_deterministic_with_correct_labels():
+    x, y = data.generate_strokes(40, seed=7)
+    x2, y2 = data.generate_strokes(40, seed=7)
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+    assert not np.array_equal(data.generate_strokes(40, seed=8)[0], x)
+    assert x.shape == (40, 1, 16, 16) and x.dtype == np.float32 and set(np.unique(x)) <= {0, 1}
+    assert set(y.tolist()) == {0, 1, 2, 3}
+    clean, labels = data.generate_strokes(40, seed=7, keep=1.0, noise=0.0)
+    assert np.array_equal(labels, y)  # the noise settings do not change the classes
+    for image, label in zip(clean[:, 0], labels, strict=True):
+        rows, cols = np.nonzero(image)
+        assert len(rows) >= 9  # a whole stroke, at most 2 pixels clipped at the border
+        invariant = {0: rows, 1: rows - cols, 2: cols, 3: rows + cols}[int(label)]
+        assert len(set(invariant.tolist())) == 1, (label, rows, cols)
+
+
+def test_load_strokes_splits():
+    a = load_dataset("strokes", seed=3)
+    b = data.load_strokes()
+    assert a.name == "strokes" and a.input_shape == (1, 16, 16) and a.num_classes == 4
+    assert (len(a.y_train), len(a.y_val), len(a.y_test)) == data.STROKES_SPLIT
+    for part in ("x_train", "y_val", "x_test"):
+        assert np.array_equal(getattr(a, part), getattr(b, part)), part
+    assert min(np.bincount(a.y_train)) > 200  # four balanced classes
+    check_normalised(a.x_train)
+    with raises("'strokes' is embedded and takes no path"):
+        data.parse_dataset_spec("strokes:/x")

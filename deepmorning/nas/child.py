@@ -10,20 +10,12 @@ classifier is global average pooling and a linear layer (the paper does not spec
 Training (Sec. 4.1): momentum 0.9 with Nesterov, learning rate 0.1, weight decay 1e-4; the
 reward is the maximum validation accuracy of the last 5 epochs, cubed.
 
-Besides the real trainer (``torch``) this module has synthetic ones for tests and
-benchmarks: ``synthetic`` (reward = share of layers with filter height 3, no training),
-``sleep:SECONDS`` (a fixed-time child), ``fail:N`` (child ids divisible by N raise) and
-``wait:PATH`` (child 0 waits until the file PATH exists: a replica that is slow for as long as
-a test wants).
+The Ray task around :func:`fit` and the synthetic trainers for tests and benchmarks are in
+:mod:`deepmorning.nas.task` (importable without torch); their names are re-exported here.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import socket
-import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,6 +24,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepmorning.nas.space import Architecture
+from deepmorning.nas.task import (  # noqa: F401 - re-exported: the child's settings and task
+    TRAINERS,
+    ChildConfig,
+    check_trainer,
+    child_seed,
+    hide_gpus,
+    run_child,
+    synthetic_reward,
+)
 
 
 def _pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -86,28 +87,6 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-@dataclass
-class ChildConfig:
-    """How one child is trained (paper values: Sec. 4.1)."""
-
-    epochs: int = 50
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    reward_window: int = 5  # max validation accuracy over the last 5 epochs ...
-    reward_power: float = 3.0  # ... cubed
-    threads: int = 1  # torch threads per child (the search sets it from --cpus-per-child)
-    trainer: str = "torch"
-    seed: int = 0  # the search sets it from --seed; child k trains with seed * 1_000_003 + k
-    gpus: float = 0.0  # GPUs the child was given (the search sets it from --gpus-per-child)
-
-
-def child_seed(seed: int, child_id: int) -> int:
-    """The torch seed of child ``child_id`` in a search run with ``--seed seed``."""
-    return seed * 1_000_003 + child_id
-
-
 def child_device(gpus: float) -> torch.device:
     """CUDA when the child was given a GPU, the CPU when it was given none; never a silent switch.
 
@@ -116,7 +95,7 @@ def child_device(gpus: float) -> torch.device:
     trains on the CPU whatever it can see. A child given a GPU that torch cannot use is an error.
     """
     if gpus <= 0:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        hide_gpus()
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise RuntimeError(
@@ -177,70 +156,3 @@ def fit(arch: Architecture, data: Any, cfg: ChildConfig, *, test: bool = False,
         x_test, y_test = _tensors(data.x_test, data.y_test, device)
         result["test_acc"] = accuracy(model, x_test, y_test)
     return result
-
-
-def synthetic_reward(arch: Architecture) -> float:
-    """Share of layers whose filter height is 3: a reward the controller can learn quickly."""
-    return sum(layer.filter_height == 3 for layer in arch.layers) / max(1, len(arch))
-
-
-def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
-              lm: Any = None) -> dict[str, Any]:
-    """Train (or simulate) one child; the body of the Ray task the search fans out.
-
-    ``arch_dict`` is a CNN architecture or a recurrent cell (then ``data`` is a text corpus and
-    ``lm`` the language model's settings, see :mod:`deepmorning.nas.lm`).
-    """
-    from deepmorning.nas.cell import CellArchitecture
-    from deepmorning.nas.lm import fit_lm, synthetic_cell_reward
-    from deepmorning.nas.spaces import arch_from_dict
-
-    start = time.time()
-    arch = arch_from_dict(arch_dict)
-    is_cell = isinstance(arch, CellArchitecture)
-    seed = child_seed(cfg.seed, child_id)
-    device = child_device(cfg.gpus)  # hides the GPUs from a 0-GPU child before torch sees them
-    torch.set_num_threads(max(1, cfg.threads))
-    kind, _, arg = cfg.trainer.partition(":")
-    synthetic_reward_ = synthetic_cell_reward if is_cell else synthetic_reward
-    if kind == "torch" and is_cell:
-        result = fit_lm(arch, data, dataclasses.replace(cfg, seed=seed), lm, device)
-    elif kind == "torch":
-        result = fit(arch, data, dataclasses.replace(cfg, seed=seed))
-    elif kind == "synthetic":
-        acc = synthetic_reward_(arch)
-        result = {"val_acc": acc, "reward": acc, "params": 0}
-    elif kind == "sleep":
-        time.sleep(float(arg or 1.0))
-        acc = synthetic_reward_(arch)
-        result = {"val_acc": acc, "reward": acc, "params": 0}
-    elif kind == "wait":  # testing: child 0 waits until the file ARG exists
-        while child_id == 0 and not os.path.exists(arg):
-            time.sleep(0.05)
-        acc = synthetic_reward_(arch)
-        result = {"val_acc": acc, "reward": acc, "params": 0}
-    elif kind == "fail":
-        if child_id % int(arg or 3) == 0:
-            raise RuntimeError(f"child {child_id} failed on purpose (trainer {cfg.trainer})")
-        acc = synthetic_reward_(arch)
-        result = {"val_acc": acc, "reward": acc, "params": 0}
-    else:
-        raise ValueError(f"unknown child trainer '{cfg.trainer}'")
-    result["seconds"] = time.time() - start
-    result["node"] = socket.gethostname() + f"/{os.getpid()}"
-    result["seed"] = seed
-    result["device"] = str(device)
-    result["threads"] = torch.get_num_threads()
-    result.pop("val_curve", None)
-    return result
-
-
-TRAINERS = ("torch", "synthetic", "sleep:SECONDS", "fail:N", "wait:PATH")
-
-
-def check_trainer(spec: str) -> None:
-    kind, _, arg = spec.partition(":")
-    if kind not in {"torch", "synthetic", "sleep", "fail", "wait"}:
-        raise ValueError(f"unknown trainer '{spec}' (choose from {', '.join(TRAINERS)})")
-    if kind in {"sleep", "fail"} and arg:
-        float(arg)

@@ -51,7 +51,8 @@ def nas() -> None:
               help="'cnn' (conv layers, Sec. 3.1-3.3) or 'rnn' (recurrent cells, Sec. 3.4).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
               help="JSON/YAML file overriding preset values (same keys as config.json).")
-@click.option("--dataset", help="cnn: digits | cifar10:PATH | mnist:PATH; rnn: pydoc | ptb:PATH")
+@click.option("--dataset", help="cnn: digits | strokes | cifar10:PATH | mnist:PATH; "
+              "rnn: pydoc | ptb:PATH")
 @click.option("--data-limit", type=click.IntRange(min=1), help="Cap training examples.")
 @click.option("--max-children", type=click.IntRange(min=1), help="Architectures to train.")
 @click.option("--child-epochs", type=click.IntRange(min=1), help="Epochs per child.")

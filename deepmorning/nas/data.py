@@ -7,6 +7,14 @@ Three sources, chosen by a spec string (``--dataset``):
     embedded default that lets a search run on a laptop in minutes. A *fixed* stratified 60/20/20
     train/validation/test split (its own constant seed, not the search seed) so that results of
     different searches are comparable.
+``strokes``
+    a generated task on which architectures differ (issue 11): 16x16 images of one dotted line
+    through the image (11 pixels long, each pixel kept with probability 0.5) in one of four
+    orientations (the class: horizontal, diagonal, vertical, anti-diagonal) on salt noise (8 % of
+    pixels). A single pixel says nothing about the class and a 3x3 window little (two neighbouring
+    dots occur in every direction in the noise too), so accuracy grows with the receptive field
+    and with filters shaped like the strokes; an architecture of 1x1 filters is at chance (25 %).
+    1,000 / 500 / 500 images for train / validation / test from a fixed seed.
 ``cifar10:PATH``
     CIFAR-10 from the standard *binary* distribution (``cifar-10-batches-bin``:
     ``data_batch_1.bin`` .. ``data_batch_5.bin`` and ``test_batch.bin``; each record is one label
@@ -43,11 +51,19 @@ import numpy as np
 
 from deepmorning.platform.errors import DeepmorningError
 
-DATASETS = ("digits", "cifar10", "mnist")
+DATASETS = ("digits", "strokes", "cifar10", "mnist")
 DEFAULT_VAL_SIZE = 5000  # Zoph & Le 2017, Sec. 4.1: 45,000 train / 5,000 validation on CIFAR-10
 
 DIGITS_SPLIT_SEED = 20170424  # fixed: the digits split never depends on the search seed
 DIGITS_VAL_FRACTION = 0.2
+STROKES_SEED = 20170426  # fixed: like digits, the strokes data never depends on the search seed
+STROKES_SPLIT = (1000, 500, 500)  # train / validation / test images
+STROKES_SIZE = 16
+STROKES_LENGTH = 11
+STROKES_KEEP = 0.5
+STROKES_NOISE = 0.08
+# (row step, column step) of each class: horizontal, diagonal, vertical, anti-diagonal
+STROKES_DIRECTIONS = ((0, 1), (1, 1), (1, 0), (1, -1))
 DIGITS_TEST_FRACTION = 0.2
 
 CIFAR_DIR = "cifar-10-batches-bin"
@@ -116,12 +132,14 @@ def parse_dataset_spec(spec: str) -> tuple[str, Path | None]:
     name = name.strip().lower()
     if name not in DATASETS:
         raise DeepmorningError(
-            f"unknown dataset {spec!r}: expected 'digits', 'cifar10:PATH' or 'mnist:PATH'"
+            f"unknown dataset {spec!r}: expected 'digits', 'strokes', 'cifar10:PATH' or "
+            "'mnist:PATH'"
         )
     raw_path = raw_path.strip()
-    if name == "digits":
+    if name in ("digits", "strokes"):
         if sep:
-            raise DeepmorningError(f"dataset 'digits' is embedded and takes no path, got {spec!r}")
+            raise DeepmorningError(
+                f"dataset '{name}' is embedded and takes no path, got {spec!r}")
         return name, None
     if not raw_path:
         raise DeepmorningError(
@@ -141,6 +159,8 @@ def load_dataset(spec: str, *, seed: int = 0, limit: int | None = None) -> Split
     name, path = parse_dataset_spec(spec)
     if name == "digits":
         return load_digits(seed=seed, limit=limit)
+    if name == "strokes":
+        return load_strokes(limit=limit)
     if name == "cifar10":
         return load_cifar10(path, limit=limit)
     return load_mnist(path, limit=limit)
@@ -188,6 +208,54 @@ def digits_split_indices() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rest, test_size=n_val, stratify=labels[rest], random_state=DIGITS_SPLIT_SEED
     )
     return train, val, test
+
+
+# --------------------------------------------------------------------------- strokes
+
+
+def stroke_pixels(label: int, row: int, col: int, size: int = STROKES_SIZE,
+                  length: int = STROKES_LENGTH) -> list[tuple[int, int]]:
+    """The pixels of a full (undotted) stroke of class ``label`` centred at (row, col).
+
+    The stroke runs ``length // 2`` steps either side of the centre in the class's direction
+    (:data:`STROKES_DIRECTIONS`); pixels outside the image are dropped.
+    """
+    dr, dc = STROKES_DIRECTIONS[label]
+    half = length // 2
+    points = [(row + t * dr, col + t * dc) for t in range(-half, half + 1)]
+    return [(r, c) for r, c in points if 0 <= r < size and 0 <= c < size]
+
+
+def generate_strokes(count: int, seed: int, size: int = STROKES_SIZE,
+                     keep: float = STROKES_KEEP, noise: float = STROKES_NOISE
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` stroke images (N x 1 x size x size, 0/1 float32) and their classes (0..3).
+
+    Deterministic in ``seed``. Each image: a class, a centre at least 4 pixels from the border,
+    the stroke's pixels each kept with probability ``keep`` (at least two), salt noise.
+    """
+    rng = np.random.default_rng(seed)
+    images = np.zeros((count, 1, size, size), dtype=np.float32)
+    labels = rng.integers(0, len(STROKES_DIRECTIONS), size=count).astype(np.int64)
+    for i, label in enumerate(labels):
+        row, col = rng.integers(4, size - 4, size=2)
+        pixels = stroke_pixels(int(label), int(row), int(col), size)
+        kept = rng.random(len(pixels)) < keep
+        kept[rng.choice(len(pixels), size=2, replace=False)] = True
+        images[i, 0] = rng.random((size, size)) < noise
+        for (r, c), on in zip(pixels, kept, strict=True):
+            if on:
+                images[i, 0, r, c] = 1.0
+    return images, labels
+
+
+def load_strokes(limit: int | None = None) -> Splits:
+    """The generated strokes task (see the module docstring), standardised like the others."""
+    n_train, n_val, n_test = STROKES_SPLIT
+    x, y = generate_strokes(n_train + n_val + n_test, STROKES_SEED)
+    a, b = n_train, n_train + n_val
+    return _finish("strokes", (x[:a], y[:a]), (x[a:b], y[a:b]), (x[b:], y[b:]),
+                   num_classes=len(STROKES_DIRECTIONS), limit=limit)
 
 
 # --------------------------------------------------------------------------- CIFAR-10

@@ -97,6 +97,12 @@ class ParameterServer:
         self._save()
         return self.version
 
+    def push_pull(self, batch_id: int, grads: dict[str, np.ndarray]
+                  ) -> tuple[int, dict[str, np.ndarray]]:
+        """:meth:`push`, then :meth:`pull`: one round trip for a replica that samples next."""
+        self.push(batch_id, grads)
+        return self.pull()
+
     def flush(self) -> int:
         """Apply the gradients still waiting under ``apply_every`` (the search's end)."""
         if self.waiting:
@@ -169,8 +175,10 @@ class ControllerReplica:
     def _load(self, params: dict[str, np.ndarray]) -> None:
         self.controller.load_state_dict({k: torch.tensor(v) for k, v in params.items()})
 
-    def sample(self, batch_id: int, count: int, num_layers: int) -> dict[str, Any]:
-        """Pull the latest parameters and sample ``count`` architectures with them.
+    def sample(self, batch_id: int, count: int, num_layers: int,
+               pulled: tuple[int, dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
+        """Pull the latest parameters (unless ``pulled`` has them) and sample ``count``
+        architectures with them.
 
         Returns the architectures, the servers' version and (for ``rl``) the parameters sampled
         with, which the caller keeps with the batch and hands back to :meth:`update`.
@@ -183,7 +191,7 @@ class ControllerReplica:
             rng = random.Random(self.seed * 1_000_003 + batch_id)
             archs = [sample_random(self.space, num_layers, rng) for _ in range(count)]
             return {"version": 0, "archs": [a.to_dict() for a in archs], "params": None}
-        version, params = self._pull()
+        version, params = pulled if pulled is not None else self._pull()
         self._load(params)
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + batch_id)
         with torch.no_grad():
@@ -203,18 +211,28 @@ class ControllerReplica:
         }
 
     def update(self, batch_id: int, archs: list[dict], advantages: list[float],
-               params: dict[str, np.ndarray] | None) -> int | None:
-        """Close ``batch_id``: push its gradient (if there is anything to learn) to every shard."""
+               params: dict[str, np.ndarray] | None, pull: bool = False
+               ) -> int | tuple[int, dict[str, np.ndarray]] | None:
+        """Close ``batch_id``: push its gradient (if there is anything to learn) to every shard.
+
+        Returns the servers' version, or with ``pull`` (version, parameters) after the push,
+        in the same round trip.
+        """
         if self.open_batch == batch_id:
             self.open_batch = None
         if self.strategy == "random" or not archs:
             return None
         grads = self.gradient(archs, advantages, params)
-        versions = ray.get([
-            shard.push.remote(batch_id, {k: grads[k] for k in names})
-            for shard, names in zip(self.shards, self.names, strict=True)
-        ])
-        return sum(versions)
+        shard_grads = [{k: grads[k] for k in names} for names in self.names]
+        if not pull:
+            return sum(ray.get([shard.push.remote(batch_id, g)
+                                for shard, g in zip(self.shards, shard_grads, strict=True)]))
+        pulled = ray.get([shard.push_pull.remote(batch_id, g)
+                          for shard, g in zip(self.shards, shard_grads, strict=True)])
+        merged: dict[str, np.ndarray] = {}
+        for _, shard_params in pulled:
+            merged.update(shard_params)
+        return sum(version for version, _ in pulled), merged
 
     def step(self, update: dict[str, Any] | None, sample: dict[str, Any] | None
              ) -> dict[str, Any]:
@@ -222,10 +240,15 @@ class ControllerReplica:
         the next batch is sampled with the parameters just pushed to and no driver round trip
         sits between them."""
         out: dict[str, Any] = {}
+        pulled = None
         if update is not None:
-            out["version"] = self.update(**update)
+            version = self.update(**update, pull=sample is not None)
+            if isinstance(version, tuple):  # pushed and pulled in one round trip per shard
+                pulled = version
+                version = version[0]
+            out["version"] = version
         if sample is not None:
-            out["sample"] = self.sample(**sample)
+            out["sample"] = self.sample(**sample, pulled=pulled)
         return out
 
     def ping(self) -> int:

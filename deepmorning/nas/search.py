@@ -44,11 +44,11 @@ import ray
 import torch
 
 from deepmorning.nas import ps
-from deepmorning.nas.child import run_child
 from deepmorning.nas.config import NASConfig
 from deepmorning.nas.controller import advantages_and_baseline
 from deepmorning.nas.plots import plot_run
 from deepmorning.nas.spaces import arch_from_dict
+from deepmorning.nas.task import run_child
 from deepmorning.platform import console
 from deepmorning.platform.errors import DeepmorningError, summarize
 from deepmorning.platform.metrics import RunMetrics
@@ -213,8 +213,11 @@ class Search:
             num_cpus=cfg.cpus_per_child, num_gpus=cfg.gpus_per_child,
             max_retries=cfg.child_retries, retry_exceptions=True,
         )
+        # a plain dict, so that a worker running a synthetic child never imports torch
+        self.lm = dataclasses.asdict(cfg.lm) if cfg.search_space == "rnn" else None
         self.pending: dict[ray.ObjectRef, tuple[str, Any]] = {}
         self.driver_seconds = 0.0  # time spent handling events (journal, history, launches)
+        self.driver_cpu_seconds = 0.0  # the driver's CPU time in them (robust to a loaded host)
         self.handled = 0
         self.session_start = time.time()
         self.session_elapsed = self.journal.elapsed
@@ -262,17 +265,28 @@ class Search:
         with console.progress(cfg.max_children, f"NAS {cfg.strategy}") as bar:
             self._show(bar)
             while self.pending:
-                ready, _ = ray.wait(list(self.pending), num_returns=1)
-                start = time.perf_counter()
-                kind, payload = self.pending.pop(ready[0])
-                if kind == "step":
-                    self._on_step(payload, ready[0])
-                else:
-                    self._on_child(payload, ready[0])
-                self.driver_seconds += time.perf_counter() - start
-                self.handled += 1
+                for ref in self._ready():
+                    start, cpu = time.perf_counter(), time.process_time()
+                    kind, payload = self.pending.pop(ref)
+                    if kind == "step":
+                        self._on_step(payload, ref)
+                    else:
+                        self._on_child(payload, ref)
+                    self.driver_seconds += time.perf_counter() - start
+                    self.driver_cpu_seconds += time.process_time() - cpu
+                    self.handled += 1
                 self._show(bar)
         return self.finish()
+
+    def _ready(self) -> list[ray.ObjectRef]:
+        """Every finished call, waiting for one when none is: one wait per wake-up, not one per
+        event, so many children finishing together (K x m of them at the paper's scale) cost
+        one scan of the pending calls."""
+        refs = list(self.pending)
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        if not ready:
+            ready, _ = ray.wait(refs, num_returns=1)
+        return ready
 
     def _advance(self, replica: int) -> None:
         """Close the replica's complete batch and request its next one, in one replica call.
@@ -344,7 +358,7 @@ class Search:
         for child in batch.children:
             if child.status == "pending":
                 ref = self.child_task.remote(child.child_id, child.arch, self.data_ref,
-                                             self.child_cfg, self.cfg.lm)
+                                             self.child_cfg, self.lm)
                 self.pending[ref] = ("child", (batch, child))
 
     def _on_child(self, payload, ref) -> None:
@@ -358,7 +372,9 @@ class Search:
         row = self._row(batch, child, status, result)
         self._record({"e": "child", "batch": batch.batch_id, "child_id": child.child_id,
                       "status": status, "result": result, "row": row})
-        self.run.append_rows(HISTORY, [row])
+        # Not fsynced: the journal line above is the durable copy, and a row a crash drops from
+        # history.csv is appended again from it on resume (_repair_history).
+        self.run.append_rows(HISTORY, [row], durable=False)
         if status == "ok":
             reward = float(result["reward"])
             self.metrics.set("nas_last_reward", reward)
@@ -439,6 +455,8 @@ class Search:
             "wall_seconds": round(wall, 1),
             "children_per_hour": round(j.children_done / max(wall, 1e-9) * 3600, 1),
             "driver_ms_per_event": round(1000 * self.driver_seconds / max(1, self.handled), 2),
+            "driver_cpu_ms_per_event": round(
+                1000 * self.driver_cpu_seconds / max(1, self.handled), 2),
             "param_servers": self.cfg.param_servers,
             "controllers": self.cfg.controllers,
             "children_per_controller": self.cfg.children_per_controller,

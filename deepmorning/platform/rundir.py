@@ -260,11 +260,13 @@ class RunDir:
         self.sync(force=False)
         return path
 
-    def append_rows(self, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
+    def append_rows(self, name: str, rows: Iterable[Mapping[str, Any]],
+                    durable: bool = True) -> Path:
         """Append rows to a CSV table, writing the header when the file is new.
 
         Columns are fixed by the first row ever written; later rows must use the same keys.
-        Each call flushes and fsyncs, so a killed driver keeps every row it reported.
+        Each call flushes and (``durable``, the default) fsyncs, so a killed driver keeps every
+        row it reported; a caller that keeps the rows durably elsewhere may skip the fsync.
         """
         path = self.path / name
         rows = list(rows)
@@ -279,7 +281,8 @@ class RunDir:
             for row in rows:
                 writer.writerow({k: _csv_cell(v) for k, v in row.items()})
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         self.sync(force=False)
         return path
 

@@ -1,0 +1,139 @@
+"""One child as a Ray task, importable without torch: the search's unit of work.
+
+A Ray worker that runs a child imports this module (and unpickles :class:`ChildConfig`) and
+nothing else until the child needs it, so the synthetic children of tests and benchmarks
+(``synthetic``: reward = share of layers with filter height 3, no training; ``sleep:SECONDS``: a
+fixed-time child; ``fail:N``: child ids divisible by N raise; ``wait:PATH``: child 0 waits until
+the file PATH exists, a replica that is slow for as long as a test wants) run in a worker of
+about 45 MB instead of one holding torch (about 270 MB): 64 concurrent children fit on a small
+machine. The ``torch`` trainer imports :mod:`deepmorning.nas.child` (CNNs) or
+:mod:`deepmorning.nas.lm` (recurrent cells) when it starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class ChildConfig:
+    """How one child is trained (paper values: Zoph & Le 2017, Sec. 4.1)."""
+
+    epochs: int = 50
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    reward_window: int = 5  # max validation accuracy over the last 5 epochs ...
+    reward_power: float = 3.0  # ... cubed
+    threads: int = 1  # torch threads per child (the search sets it from --cpus-per-child)
+    trainer: str = "torch"
+    seed: int = 0  # the search sets it from --seed; child k trains with seed * 1_000_003 + k
+    gpus: float = 0.0  # GPUs the child was given (the search sets it from --gpus-per-child)
+
+
+def child_seed(seed: int, child_id: int) -> int:
+    """The torch seed of child ``child_id`` in a search run with ``--seed seed``."""
+    return seed * 1_000_003 + child_id
+
+
+def hide_gpus() -> None:
+    """Hide every GPU from this process (effective while CUDA is not initialised in it): Ray
+    does not hide GPUs from a task that asked for none."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def synthetic_reward(arch: Any) -> float:
+    """Share of layers whose filter height is 3: a reward the controller can learn quickly."""
+    return sum(layer.filter_height == 3 for layer in arch.layers) / max(1, len(arch))
+
+
+def _synthetic(arch_dict: dict) -> float:
+    if "nodes" in arch_dict:  # a recurrent cell
+        from deepmorning.nas.cell import CellArchitecture
+        from deepmorning.nas.lm import synthetic_cell_reward
+
+        return synthetic_cell_reward(CellArchitecture.from_dict(arch_dict))
+    from deepmorning.nas.space import Architecture
+
+    return synthetic_reward(Architecture.from_dict(arch_dict))
+
+
+def _train(arch_dict: dict, data: Any, cfg: ChildConfig, lm: Any) -> tuple[dict, str, int]:
+    """The real trainer: (result, device, torch threads)."""
+    import torch
+
+    from deepmorning.nas.child import child_device, fit
+    from deepmorning.nas.spaces import arch_from_dict
+
+    device = child_device(cfg.gpus)  # hides the GPUs from a 0-GPU child before torch sees them
+    torch.set_num_threads(max(1, cfg.threads))
+    arch = arch_from_dict(arch_dict)
+    if "nodes" in arch_dict:
+        from deepmorning.nas.config import LMConfig
+        from deepmorning.nas.lm import fit_lm
+
+        lm = LMConfig(**lm) if isinstance(lm, dict) else lm
+        result = fit_lm(arch, data, cfg, lm, device)
+    else:
+        result = fit(arch, data, cfg)
+    return result, str(device), torch.get_num_threads()
+
+
+def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
+              lm: Any = None) -> dict[str, Any]:
+    """Train (or simulate) one child; the body of the Ray task the search fans out.
+
+    ``arch_dict`` is a CNN architecture or a recurrent cell (then ``data`` is a text corpus and
+    ``lm`` the language model's settings, see :mod:`deepmorning.nas.lm`).
+    """
+    start = time.time()
+    seed = child_seed(cfg.seed, child_id)
+    kind, _, arg = cfg.trainer.partition(":")
+    if kind == "torch":
+        result, device, threads = _train(arch_dict, data, dataclasses.replace(cfg, seed=seed),
+                                         lm)
+    else:
+        if cfg.gpus > 0:  # a synthetic child given a GPU must be able to use it, like a real one
+            from deepmorning.nas.child import child_device
+
+            device = str(child_device(cfg.gpus))
+        else:
+            hide_gpus()
+            device = "cpu"
+        threads = max(1, cfg.threads)
+        if kind == "sleep":
+            time.sleep(float(arg or 1.0))
+        elif kind == "wait":  # testing: child 0 waits until the file ARG exists
+            while child_id == 0 and not os.path.exists(arg):
+                time.sleep(0.05)
+        elif kind == "fail":
+            if child_id % int(arg or 3) == 0:
+                raise RuntimeError(f"child {child_id} failed on purpose (trainer {cfg.trainer})")
+        elif kind != "synthetic":
+            raise ValueError(f"unknown child trainer '{cfg.trainer}'")
+        acc = _synthetic(arch_dict)
+        result = {"val_acc": acc, "reward": acc, "params": 0}
+    result["seconds"] = time.time() - start
+    result["node"] = socket.gethostname() + f"/{os.getpid()}"
+    result["seed"] = seed
+    result["device"] = device
+    result["threads"] = threads
+    result.pop("val_curve", None)
+    return result
+
+
+TRAINERS = ("torch", "synthetic", "sleep:SECONDS", "fail:N", "wait:PATH")
+
+
+def check_trainer(spec: str) -> None:
+    kind, _, arg = spec.partition(":")
+    if kind not in {"torch", "synthetic", "sleep", "fail", "wait"}:
+        raise ValueError(f"unknown trainer '{spec}' (choose from {', '.join(TRAINERS)})")
+    if kind in {"sleep", "fail"} and arg:
+        float(arg)
