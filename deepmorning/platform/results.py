@@ -8,8 +8,9 @@ torch or RLlib unless the plotter needs them.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from deepmorning.platform import console
 from deepmorning.platform.errors import DeepmorningError
@@ -48,7 +49,7 @@ def show(path: str | Path, rows: int = 10) -> None:
         f"[bold]{run.location}[/bold]  {info['group']}/{info['name']}  status: {info['status']}"
     )
     if run.is_finished():
-        console.print_kv("summary", _flatten(run.summary))
+        console.print_kv("summary", flatten(run.summary))
     else:
         console.console.print("(no summary.json yet: the run is unfinished)")
     for table in run.tables():
@@ -62,12 +63,13 @@ def show(path: str | Path, rows: int = 10) -> None:
         console.console.print("plots: " + ", ".join(p.name for p in plots))
 
 
-def _flatten(mapping: dict, prefix: str = "") -> dict:
-    flat: dict = {}
+def flatten(mapping: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: nested mappings become ``sep``-joined keys."""
+    flat: dict[str, Any] = {}
     for key, value in mapping.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}."))
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}{sep}", sep))
         else:
             flat[name] = value
     return flat

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from deepmorning.platform.results import flatten
 from deepmorning.tuning.registry import Study
 
 #: Tune's own bookkeeping in every result: not the trainable's metrics.
@@ -28,17 +29,6 @@ INTERNAL = frozenset({
     "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
     "iterations_since_restore", "config", "experiment_tag", "logdir", "should_checkpoint",
 })
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}/"))
-        else:
-            out[name] = value
-    return out
 
 
 def reported(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,7 +62,7 @@ def trial_rows(grid: Any, study: bool) -> list[dict[str, Any]]:
         row["stopped_early"] = bool(result.error is None and epoch is not None
                                     and epochs is not None and epoch < epochs)
         row["error"] = _error_line(result.error)
-        row.update({f"config/{k}": v for k, v in flatten(config).items()})
+        row.update({f"config/{k}": v for k, v in flatten(config, sep="/").items()})
         rows.append(row)
     return rows
 
