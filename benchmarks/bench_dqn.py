@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -146,7 +147,8 @@ def sb3_model(seed: int, n_envs: int = 1, total_steps: int = MAX_STEPS):
     )
 
 
-def run_sb3(seed: int) -> dict:
+def sb3_eval_callback(seed: int) -> Any:
+    """SB3 callback: evaluates like ours every EVAL_EVERY env steps, stops at TARGET."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     class EvalAfterUpdates(BaseCallback):
@@ -177,8 +179,12 @@ def run_sb3(seed: int) -> dict:
             if mean >= TARGET:
                 self.hit = (time.monotonic() - self.start, steps)
 
+    return EvalAfterUpdates()
+
+
+def run_sb3(seed: int) -> dict:
     model = sb3_model(seed)
-    cb = EvalAfterUpdates()
+    cb = sb3_eval_callback(seed)
     t0 = time.monotonic()
     model.learn(MAX_STEPS, callback=cb)
     wall = time.monotonic() - t0

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dqn import EVAL_EVERY, TARGET, eps_greedy_returns, sb3_model  # noqa: E402
+from bench_dqn import EVAL_EVERY, TARGET, eps_greedy_returns, sb3_eval_callback, sb3_model  # noqa: E402
 
 
 def ours(seed: int, overrides: dict, max_steps: int, evaluator: str,
@@ -68,35 +68,8 @@ def ours(seed: int, overrides: dict, max_steps: int, evaluator: str,
 
 
 def sb3(seed: int, n_envs: int, max_steps: int) -> dict:
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    class EvalAfterUpdates(BaseCallback):
-        """Evaluates at the start of a rollout, i.e. after the previous rollout's updates."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.start, self.next_eval = time.monotonic(), EVAL_EVERY
-            self.hit, self.evals = None, []
-
-        def _on_step(self) -> bool:
-            return self.hit is None
-
-        def _on_rollout_start(self) -> None:
-            steps = self.num_timesteps
-            if steps < self.next_eval:
-                return
-            self.next_eval = (steps // EVAL_EVERY + 1) * EVAL_EVERY
-
-            def greedy(obs):
-                return int(self.model.predict(obs, deterministic=True)[0])
-
-            self.evals.append((steps, statistics.mean(
-                eps_greedy_returns(greedy, "CartPole-v1", seed))))
-            if self.evals[-1][1] >= TARGET:
-                self.hit = (time.monotonic() - self.start, steps)
-
     model = sb3_model(seed, n_envs=n_envs, total_steps=max_steps)
-    cb = EvalAfterUpdates()
+    cb = sb3_eval_callback(seed)
     t0 = time.monotonic()
     model.learn(max_steps, callback=cb)
     wall = time.monotonic() - t0
