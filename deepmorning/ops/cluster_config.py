@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from deepmorning.ops.grafana_config import validate_grafana
-from deepmorning.ops.kuberay_config import KUBERAY_KINDS, _get, auth_warnings, validate_kuberay
+from deepmorning.ops.kuberay_config import KUBERAY_KINDS, auth_warnings, validate_kuberay
 from deepmorning.ops.launcher_config import validate_launcher
-from deepmorning.platform.yamlfile import load_documents
+from deepmorning.platform.yamlfile import get_in, load_documents
 
 __all__ = ["CLUSTERS_DIR", "kind_of", "load_documents", "resolve", "validate_file", "warnings_of",
            "validate_grafana", "validate_kuberay", "validate_launcher"]
@@ -48,14 +48,14 @@ def validate_file(path: Path) -> tuple[list[str], list[str]]:
         if kind == "kuberay":
             problems += validate_kuberay(doc)
             family = "KubeRay" if doc.get("kind") in KUBERAY_KINDS else "Kubernetes"
-            described.append(f"{family} {doc.get('kind')} '{_get(doc, 'metadata', 'name')}'")
+            described.append(f"{family} {doc.get('kind')} '{get_in(doc, 'metadata', 'name')}'")
         elif kind == "grafana":
             problems += validate_grafana(doc)
             described.append(f"Grafana dashboard '{doc.get('title')}'")
         else:
             problems += validate_launcher(doc)
             if isinstance(doc, Mapping):
-                provider = _get(doc, "provider", "type")
+                provider = get_in(doc, "provider", "type")
                 described.append(f"Ray launcher config '{doc.get('cluster_name')}' ({provider})")
     return problems, described
 

@@ -27,6 +27,7 @@ import click
 from deepmorning.ops import cluster_config, kuberay_config
 from deepmorning.platform import console
 from deepmorning.platform.errors import DeepmorningError
+from deepmorning.platform.yamlfile import get_in
 
 SSH_PORT = 22
 MIN_PYTHON = (3, 10)
@@ -329,14 +330,14 @@ def _documents(path: Path) -> list[Any]:
 
 def port_forward_command(doc: Mapping[str, Any], port: int) -> list[str]:
     """``kubectl port-forward`` to a RayCluster's head Service (KubeRay names it NAME-head-svc)."""
-    name = cluster_config._get(doc, "metadata", "name")
+    name = get_in(doc, "metadata", "name")
     if doc.get("kind") != "RayCluster" or not name:
         raise DeepmorningError(
             f"a {doc.get('kind')}'s cluster is named by KubeRay; forward it with `kubectl "
             "port-forward svc/$(kubectl get rayjob NAME -o jsonpath='{.status.rayClusterName}')"
             f"-head-svc {port}:8265`"
         )
-    namespace = cluster_config._get(doc, "metadata", "namespace")
+    namespace = get_in(doc, "metadata", "namespace")
     return ["kubectl", "port-forward", *(["-n", str(namespace)] if namespace else []),
             f"svc/{name}-head-svc", f"{port}:8265"]
 

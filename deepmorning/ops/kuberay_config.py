@@ -18,22 +18,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from deepmorning.platform.yamlfile import get_in
+
 KUBERAY_KINDS = ("RayCluster", "RayJob", "RayService")
 AUTH_DOC = "docs/clusters.md, 'KubeRay with token authentication'"
-
-
-def _get(doc: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(doc, Mapping):
-            return None
-        doc = doc.get(key)
-    return doc
 
 
 def _check_pod_template(template: Any, where: str) -> list[str]:
     if not isinstance(template, Mapping):
         return [f"{where}.template: missing (a pod template with spec.containers)"]
-    containers = _get(template, "spec", "containers")
+    containers = get_in(template, "spec", "containers")
     if not isinstance(containers, list) or not containers:
         return [f"{where}.template.spec.containers: missing or empty"]
     problems = []
@@ -99,7 +93,7 @@ def validate_kuberay(doc: Mapping[str, Any]) -> list[str]:
         return validate_kubernetes(doc)
     if kind not in KUBERAY_KINDS:
         return [*problems, f"kind: expected one of {', '.join(KUBERAY_KINDS)}, got '{kind}'"]
-    if not _get(doc, "metadata", "name"):
+    if not get_in(doc, "metadata", "name"):
         problems.append("metadata.name: missing")
     spec = doc.get("spec")
     if not isinstance(spec, Mapping):
@@ -122,9 +116,9 @@ def validate_kuberay(doc: Mapping[str, Any]) -> list[str]:
 
 def validate_kubernetes(doc: Mapping[str, Any]) -> list[str]:
     """A plain Kubernetes object next to the KubeRay ones (e.g. the shared-storage claim)."""
-    problems = [] if _get(doc, "metadata", "name") else ["metadata.name: missing"]
+    problems = [] if get_in(doc, "metadata", "name") else ["metadata.name: missing"]
     if doc.get("kind") == "PersistentVolumeClaim":
-        modes = _get(doc, "spec", "accessModes") or []
+        modes = get_in(doc, "spec", "accessModes") or []
         if "ReadWriteMany" not in modes:
             problems.append("spec.accessModes: a claim shared by all Ray pods needs ReadWriteMany")
     return problems
@@ -147,14 +141,14 @@ def _ray_containers(doc: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]
     spec, where = _cluster_spec(doc)
     groups: list[tuple[str, Any]] = []
     if isinstance(spec, Mapping):
-        groups.append((f"{where}.headGroupSpec", _get(spec, "headGroupSpec", "template")))
+        groups.append((f"{where}.headGroupSpec", get_in(spec, "headGroupSpec", "template")))
         for i, group in enumerate(spec.get("workerGroupSpecs") or []):
-            groups.append((f"{where}.workerGroupSpecs[{i}]", _get(group, "template")))
-    if doc.get("kind") == "RayJob" and _get(doc, "spec", "submitterPodTemplate"):
-        groups.append(("spec.submitterPodTemplate", _get(doc, "spec", "submitterPodTemplate")))
+            groups.append((f"{where}.workerGroupSpecs[{i}]", get_in(group, "template")))
+    if doc.get("kind") == "RayJob" and get_in(doc, "spec", "submitterPodTemplate"):
+        groups.append(("spec.submitterPodTemplate", get_in(doc, "spec", "submitterPodTemplate")))
     found = []
     for here, template in groups:
-        for i, container in enumerate(_get(template, "spec", "containers") or []):
+        for i, container in enumerate(get_in(template, "spec", "containers") or []):
             if isinstance(container, Mapping):
                 found.append((f"{here}.template.spec.containers[{i}]", container))
     return found
@@ -167,7 +161,7 @@ def _env(container: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 def _auth_options(doc: Mapping[str, Any]) -> bool:
     spec, _ = _cluster_spec(doc)
-    modes = [_get(doc, "spec", "authOptions", "mode"), _get(spec, "authOptions", "mode")]
+    modes = [get_in(doc, "spec", "authOptions", "mode"), get_in(spec, "authOptions", "mode")]
     return "token" in modes
 
 
@@ -180,7 +174,7 @@ def auth_problems(doc: Mapping[str, Any]) -> list[str]:
     if not on:
         return []
     problems = []
-    if doc.get("kind") == "RayJob" and not _get(doc, "spec", "submitterPodTemplate"):
+    if doc.get("kind") == "RayJob" and not get_in(doc, "spec", "submitterPodTemplate"):
         problems.append("spec.submitterPodTemplate: the job's submitter needs RAY_AUTH_MODE and "
                         "RAY_AUTH_TOKEN too (or use spec.rayClusterSpec.authOptions.mode: token)")
     for where, container in containers:
@@ -203,7 +197,7 @@ def auth_warnings(doc: Mapping[str, Any]) -> list[str]:
     containers = _ray_containers(doc)
     tokens = [(w, _env(c).get("RAY_AUTH_TOKEN")) for w, c in containers]
     if not any(_env(c).get("RAY_AUTH_MODE", {}).get("value") == "token" for _, c in containers):
-        return [f"{doc.get('kind')} '{_get(doc, 'metadata', 'name')}' runs Ray without token "
+        return [f"{doc.get('kind')} '{get_in(doc, 'metadata', 'name')}' runs Ray without token "
                 "authentication: any pod that reaches its dashboard can submit jobs; set "
                 "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN from a Secret on every Ray container "
                 f"({AUTH_DOC})"]
@@ -215,7 +209,7 @@ def auth_warnings(doc: Mapping[str, Any]) -> list[str]:
 def token_secret(doc: Mapping[str, Any]) -> tuple[str, str] | None:
     """``(secret name, key)`` the head takes RAY_AUTH_TOKEN from, if it takes it from a Secret."""
     for _, container in _ray_containers(doc)[:1]:
-        ref = _get(_env(container).get("RAY_AUTH_TOKEN"), "valueFrom", "secretKeyRef")
+        ref = get_in(_env(container).get("RAY_AUTH_TOKEN"), "valueFrom", "secretKeyRef")
         if isinstance(ref, Mapping) and ref.get("name"):
             return str(ref["name"]), str(ref.get("key", "auth_token"))
     return None

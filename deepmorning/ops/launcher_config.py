@@ -17,13 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-
-def _get(doc: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(doc, Mapping):
-            return None
-        doc = doc.get(key)
-    return doc
+from deepmorning.platform.yamlfile import get_in
 
 
 def _ray_schema() -> dict[str, Any]:
@@ -65,7 +59,7 @@ def validate_launcher(config: Any) -> list[str]:
     import jsonschema
 
     raw = dict(config)
-    if _get(raw, "provider", "type") == "local":
+    if get_in(raw, "provider", "type") == "local":
         raw.pop("min_workers", None)  # accepted for on-prem clusters, moved by prepare_config
     validator = jsonschema.Draft7Validator(_ray_schema())
     errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))

@@ -6,6 +6,7 @@ node types can add) and the ops commands (``cluster validate``) read cluster con
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +29,12 @@ def load_documents(path: Path) -> list[Any]:
     if not docs:
         raise ValueError("empty file")
     return docs
+
+
+def get_in(doc: Any, *keys: str) -> Any:
+    """``doc[k1][k2]…``, or None where a level is missing or not a mapping."""
+    for key in keys:
+        if not isinstance(doc, Mapping):
+            return None
+        doc = doc.get(key)
+    return doc
