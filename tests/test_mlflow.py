@@ -231,6 +231,26 @@ def test_a_resumed_tune_study_logs_to_its_runs_again(ray_local, tmp_path, monkey
     assert callback._run_of(trial).run_id == old.info.run_id  # found again, not a new run
 
 
+def test_a_tune_study_started_without_mlflow_cannot_add_it_on_resume(ray_local, tmp_path,
+                                                                     monkeypatch):
+    """Tune restores a study with the callbacks it started with, so ``--resume RUN --mlflow``
+    on a study started without it is refused before any work, and nothing is logged."""
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    out, store = tmp_path / "run", tmp_path / "mlruns"
+    first = runner.TuneRequest(model="toy", output=out, quiet=True, num_samples=1,
+                               sets=("fail=true",), given=frozenset({"num_samples"}))
+    with pytest.raises(DeepmorningError, match="no trial finished"):
+        runner.run(first)
+    state = sorted(p.name for p in out.rglob("*"))
+    again = runner.TuneRequest(model="toy", resume=out, quiet=True, mlflow=store.as_uri(),
+                               given=frozenset({"resume", "mlflow"}))
+    with pytest.raises(DeepmorningError, match="was started without it"):
+        runner.run(again)
+    assert not (out / MLFLOW_FILE).exists()
+    assert sorted(p.name for p in out.rglob("*")) == state  # the run directory untouched
+    assert [e.name for e in MlflowClient(store.as_uri()).search_experiments()] == ["Default"]
+
+
 def test_a_bare_flag_follows_mlflow_tracking_uri_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///store.db")

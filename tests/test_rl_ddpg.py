@@ -94,7 +94,7 @@ def test_inference_only_module_holds_the_actor_alone():
 
 # -- learner ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("batch_norm", [False, True])
-def test_soft_update_moves_targets_by_exactly_tau(batch_norm):
+def test_soft_update_moves_weights_by_exactly_tau_and_copies_running_statistics(batch_norm):
     torch.manual_seed(0)
     module = make_module(batch_norm)
     with torch.no_grad():
@@ -102,20 +102,24 @@ def test_soft_update_moves_targets_by_exactly_tau(batch_norm):
             p.add_(torch.randn_like(p))
         if batch_norm:
             module.actor.bn1.running_mean.add_(1.0)
+            module.critic.input_norm.running_var.mul_(0.01)
     pairs = module.get_target_network_pairs()
-    before = [{k: v.clone() for k, v in t.state_dict().items()} for _, t in pairs]
+    before = [{k: v.clone() for k, v in t.named_parameters()} for _, t in pairs]
     tau = 0.001
     soft_update(module, tau)
     for (main, target), old in zip(pairs, before, strict=True):
-        main_state = main.state_dict()
-        for name, new in target.state_dict().items():
-            if not new.is_floating_point():
-                continue
-            expected = old[name] + tau * (main_state[name] - old[name])
+        main_params = dict(main.named_parameters())
+        for name, new in target.named_parameters():
+            expected = old[name] + tau * (main_params[name] - old[name])
             torch.testing.assert_close(new, expected, rtol=1e-6, atol=1e-7)
-            moved = (new - old[name]).abs().max()
-            if (main_state[name] - old[name]).abs().max() > 0:
-                assert moved > 0
+            if (main_params[name] - old[name]).abs().max() > 0:
+                assert (new - old[name]).abs().max() > 0
+        main_buffers = dict(main.named_buffers())
+        for name, buffer in target.named_buffers():  # batch norm statistics: copied
+            assert torch.equal(buffer, main_buffers[name]), name
+    if batch_norm:
+        assert torch.equal(module.target_critic.input_norm.running_var,
+                           module.critic.input_norm.running_var)
 
 
 def _learner(batch_norm: bool = False, **training):
@@ -145,10 +149,15 @@ def test_learner_optimizers_and_gradients_follow_the_paper():
     assert set(optims) == {ACTOR, CRITIC}
     assert optims[ACTOR].param_groups[0]["lr"] == pytest.approx(1e-4)
     assert optims[ACTOR].param_groups[0]["weight_decay"] == 0
-    assert optims[CRITIC].param_groups[0]["lr"] == pytest.approx(1e-3)
-    assert optims[CRITIC].param_groups[0]["weight_decay"] == pytest.approx(1e-2)
-
+    # L2 1e-2 on the critic's weight matrices only; biases (and batch norm's scale and shift)
+    # are not decayed.
     module = learner.module[mid]
+    decayed = {id(p) for g in optims[CRITIC].param_groups if g["weight_decay"] > 0
+               for p in g["params"]}
+    assert sorted(g["weight_decay"] for g in optims[CRITIC].param_groups) == [0, 1e-2]
+    assert all(g["lr"] == pytest.approx(1e-3) for g in optims[CRITIC].param_groups)
+    assert decayed == {id(p) for n, p in module.critic.named_parameters() if n.endswith("weight")}
+
     batch = _batch()
     fwd = module.forward_train(batch)
     loss = learner.compute_loss_for_module(module_id=mid, config=learner.config, batch=batch,
@@ -189,9 +198,10 @@ def test_learner_update_changes_both_nets_and_soft_updates_targets(batch_norm):
     assert any(n.startswith("target_critic.") for n in changed)
     assert not any(p.requires_grad for p in module.target_critic.parameters())
     assert not module.target_actor.training and not module.target_critic.training
-    if batch_norm:  # running statistics follow into the targets through the soft update
+    if batch_norm:  # the targets normalize with the online networks' running statistics
         assert not torch.equal(module.target_actor.bn1.running_mean,
                                torch.zeros_like(module.target_actor.bn1.running_mean))
+        assert torch.equal(module.target_actor.bn1.running_mean, module.actor.bn1.running_mean)
 
 
 # -- exploration -----------------------------------------------------------------------------

@@ -162,8 +162,8 @@ class DDPGTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         return [(self.actor, self.target_actor), (self.critic, self.target_critic)]
 
     def forward_target(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Q'(s', mu'(s')). Target nets stay in eval mode: batch norm uses running statistics
-        (which the soft update averages along with the weights)."""
+        """Q'(s', mu'(s')). Target nets stay in eval mode: batch norm uses running statistics,
+        which the soft update copies from the online networks (the weights it averages)."""
         next_obs = self._flat_obs(batch, Columns.NEXT_OBS)
         with torch.no_grad():
             q_next = self.target_critic(next_obs, self.target_actor(next_obs))
