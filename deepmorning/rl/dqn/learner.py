@@ -39,6 +39,8 @@ LOSSES = ("huber", "clipped_mse", "mse")
 OPTIMIZERS = ("rmsprop", "adam")
 NUM_UPDATES = "num_gradient_updates"
 NUM_TARGET_UPDATES = "num_target_updates"
+ACTION_INDEX = "_dqn_action_index"  # actions as a (B, 1) int64 gather index
+DISCOUNTS = "_dqn_discounts"  # γ (1 − terminal)
 
 
 REDUCTIONS = ("mean", "sum")
@@ -101,11 +103,19 @@ class DeepMindRMSprop(torch.optim.Optimizer):
         return loss
 
 
+def discounts(terminateds: torch.Tensor, gamma: float) -> torch.Tensor:
+    """γ for non-terminal transitions, 0 for terminal ones."""
+    return gamma * (1.0 - terminateds.float())
+
+
 def td_targets(rewards: torch.Tensor, terminateds: torch.Tensor, next_q_target: torch.Tensor,
-               gamma: float) -> torch.Tensor:
-    """y = r + γ max_a' Q_target(s', a') for non-terminal s', y = r otherwise."""
-    not_done = 1.0 - terminateds.float()
-    return rewards.float() + gamma * not_done * next_q_target.max(dim=-1).values
+               gamma: float, discount: torch.Tensor | None = None) -> torch.Tensor:
+    """y = r + γ max_a' Q_target(s', a') for non-terminal s', y = r otherwise.
+
+    ``discount``: :func:`discounts` of ``terminateds``, when already computed."""
+    if discount is None:
+        discount = discounts(terminateds, gamma)
+    return rewards.float() + discount * next_q_target.max(dim=-1).values
 
 
 def clip_by_global_norm(grads: list[torch.Tensor], clip: float) -> torch.Tensor:
@@ -160,14 +170,19 @@ class DQNLearner(TorchLearner):
     @staticmethod
     def td_terms(module: Any, q: torch.Tensor, batch: dict[str, Any], config: Any,
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(Q(s, a), δ, loss) for online Q-values ``q`` of ``batch`` (module docstring)."""
-        actions = batch[Columns.ACTIONS]
-        index = actions if actions.dim() == 2 else actions.long().unsqueeze(-1)
+        """(Q(s, a), δ, loss) for online Q-values ``q`` of ``batch`` (module docstring).
+
+        ``batch`` may hold the gather index of the actions (``ACTION_INDEX``) and the
+        :func:`discounts` (``DISCOUNTS``) already computed: :meth:`_lean_update` computes
+        them once per call, for all its minibatches."""
+        index = batch.get(ACTION_INDEX)
+        if index is None:
+            index = batch[Columns.ACTIONS].long().unsqueeze(-1)
         q_taken = q.gather(-1, index).squeeze(-1)
         with torch.no_grad():
             next_q = module.forward_target({Columns.OBS: batch[Columns.NEXT_OBS]})[Q_VALUES]
             y = td_targets(batch[Columns.REWARDS], batch[Columns.TERMINATEDS], next_q,
-                           config.gamma)
+                           config.gamma, batch.get(DISCOUNTS))
         td_error = y - q_taken
         return q_taken, td_error, td_loss(td_error, config.loss, config.loss_reduction)
 
@@ -226,11 +241,9 @@ class DQNLearner(TorchLearner):
         self.metrics.log_value(NUM_UPDATES, self._num_updates, reduce="max", window=1)
         return result
 
-    def _after_step(self) -> int:
-        """Count one gradient step; copy the target networks every C steps. Returns the
-        number of modules whose target was copied."""
+    def _after_step(self) -> None:
+        """Count one gradient step; copy the target networks every C steps."""
         self._num_updates += 1
-        copied = 0
         for module_id, module in self.module._rl_modules.items():
             config = self.config.get_config_for_module(module_id)
             if self._num_updates % config.target_update_period == 0:
@@ -238,8 +251,6 @@ class DQNLearner(TorchLearner):
                     update_target_network(main_net=main, target_net=target, tau=1.0)
                 self.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1,
                                        reduce="lifetime_sum")
-                copied += 1
-        return copied
 
     def _lean_update(self, batch: dict[str, Any], minibatch: int) -> tuple[Any, Any, Any]:
         """Every ``minibatch`` slice of a one-module ``batch``: one gradient step each.
@@ -255,17 +266,20 @@ class DQNLearner(TorchLearner):
         optimizers = [optim for _, optim in self.get_optimizers_for_module(module_id)]
         params = [p for optim in optimizers for group in optim.param_groups
                   for p in group["params"]]
-        # Converted once for the whole batch, sliced per step: the same values per step.
-        columns = {**columns, Columns.ACTIONS: columns[Columns.ACTIONS].long().unsqueeze(-1),
+        # Computed once for the whole batch, sliced per step: elementwise, so each step sees
+        # the values it would compute itself.
+        columns = {Columns.OBS: columns[Columns.OBS], Columns.NEXT_OBS: columns[Columns.NEXT_OBS],
                    Columns.REWARDS: columns[Columns.REWARDS].float(),
-                   Columns.TERMINATEDS: columns[Columns.TERMINATEDS].float()}
+                   Columns.TERMINATEDS: columns[Columns.TERMINATEDS],
+                   ACTION_INDEX: columns[Columns.ACTIONS].long().unsqueeze(-1),
+                   DISCOUNTS: discounts(columns[Columns.TERMINATEDS], config.gamma)}
         q_taken, td_errors, losses, norms = [], [], [], []
         for start in range(0, len(columns[Columns.OBS]), minibatch):
             mb = {k: v[start:start + minibatch] for k, v in columns.items()}
             q = module._forward_train(mb)[Q_VALUES]
             q_a, td_error, loss = self.td_terms(module, q, mb, config)
-            for optim in optimizers:
-                optim.zero_grad(set_to_none=True)
+            for p in params:  # Optimizer.zero_grad(set_to_none=True) without its wrappers
+                p.grad = None
             loss.backward()
             grads = {i: p.grad for i, p in enumerate(params) if p.grad is not None}
             if config.grad_clip:
