@@ -139,9 +139,10 @@ class DQNLearner(TorchLearner):
     non-finite check, optimizer step, target copy — the same operations, in the same order,
     as RLlib's ``TorchLearner._update`` (``forward_train``, ``compute_losses``,
     ``compute_gradients``, ``postprocess_gradients``, ``apply_gradients``), without its
-    per-step dispatch and metrics. Where the lean loop does not apply (several Learners,
-    mixed precision, ``torch.compile``, another clip mode, ``lean = False``) each step goes
-    through RLlib's path instead; a test checks both leave bit-identical weights.
+    per-step dispatch and metrics. Where the lean loop does not apply (several Learners or
+    optimizers, mixed precision, ``torch.compile``, learning-rate schedulers, another clip
+    mode, ``lean = False``) each step goes through RLlib's path instead; a test checks both
+    leave bit-identical weights.
     """
 
     #: Take the minibatch steps in the lean loop when it applies (see the class docstring).
@@ -227,8 +228,10 @@ class DQNLearner(TorchLearner):
     def _lean_applies(self, batch: dict[str, Any], sizes: set[int]) -> bool:
         if not self.lean or len(batch) != 1 or len(sizes) != 1:
             return False
-        config = self.config.get_config_for_module(next(iter(batch)))
-        return (self.config.num_learners <= 1 and self._grad_scalers is None
+        module_id = next(iter(batch))
+        config = self.config.get_config_for_module(module_id)
+        return (len(self.get_optimizers_for_module(module_id)) == 1  # one clip, as RLlib's
+                and self.config.num_learners <= 1 and self._grad_scalers is None
                 and self._lr_scheduler_classes is None
                 and not self.config.torch_compile_learner and not config.log_gradients
                 and (not config.grad_clip or config.grad_clip_by == "global_norm"))
