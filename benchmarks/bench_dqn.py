@@ -21,8 +21,11 @@ steps (5,120, 10,240, ...). A run stops once an evaluation mean reaches 475, or 
 steps (RLlib's DQN: or after its time budget). Clocks start after the agent is built and
 include acting, learning and evaluating, for every agent. Per seed: env steps/s = env steps /
 wall clock (total/total) and the wall clock to 475. Printed: the median over seeds, and the
-ratios ours / peer (steps/s: > 1 is faster; time to 475: < 1 is sooner). Every run's raw
-figures go to ``--results`` (JSON), with the machine load and the command.
+ratios ours / peer (steps/s: > 1 is faster; time to 475: < 1 is sooner), and the CPU cost per
+env step of each agent's own process (process CPU time from its first to its last rollout,
+evaluations included; for ours without Ray's daemon processes), which the machine's load
+does not change. Every run's raw figures go to ``--results`` (JSON), with the machine load
+and the command.
 
 ALE/Pong-v5: the Nature preset's update ratio (one update of 32 per 4 agent steps), Nature
 network, same preprocessing for both; training env steps/s after ``learning_starts``, total
@@ -85,6 +88,15 @@ def _record(wall: float, steps: int, hit: tuple[float, int] | None, eval_s: floa
             "steps_to_target": hit[1] if hit else None, "eval_s": eval_s, "evals": evals}
 
 
+def cpu_ms_per_step(marks: list[tuple[float, int]]) -> float:
+    """CPU milliseconds of this process per env step between the first and the last
+    (process CPU seconds, env steps) mark: a cost that does not depend on the machine's load
+    (Ray's daemons, separate processes, are not in it)."""
+    if len(marks) < 2 or marks[-1][1] <= marks[0][1]:
+        return math.nan
+    return 1000 * (marks[-1][0] - marks[0][0]) / (marks[-1][1] - marks[0][1])
+
+
 # -- ours ------------------------------------------------------------------------------------
 def run_ours(seed: int, workdir: Path) -> dict:
     """``deepmorning rl train dqn --env CartPole-v1`` as a user runs it (``rl.runner.train``:
@@ -104,7 +116,15 @@ def run_ours(seed: int, workdir: Path) -> dict:
         finally:
             eval_s.append(time.monotonic() - t)
 
-    runner._evaluate_algo = timed_evaluate
+    cpu_marks: list[tuple[float, int]] = []
+    row = runner.progress_row
+
+    def marked_row(*args, **kwargs):  # after each iteration: process CPU time, env steps
+        out = row(*args, **kwargs)
+        cpu_marks.append((time.process_time(), out["env_steps"]))
+        return out
+
+    runner._evaluate_algo, runner.progress_row = timed_evaluate, marked_row
     try:
         summary = runner.train(runner.TrainRequest(
             algo="dqn", env="CartPole-v1", preset="cartpole", timesteps=MAX_STEPS, seed=seed,
@@ -112,7 +132,7 @@ def run_ours(seed: int, workdir: Path) -> dict:
             output=workdir / f"ours-{seed}", quiet=True, checkpoint_every=10_000,
         ))
     finally:
-        runner._evaluate_algo = evaluate
+        runner._evaluate_algo, runner.progress_row = evaluate, row
     progress = pd.read_csv(workdir / f"ours-{seed}" / "progress.csv")
     evals = progress.dropna(subset=["eval_return_mean"])
     hit = evals[evals["eval_return_mean"] >= TARGET]
@@ -122,7 +142,8 @@ def run_ours(seed: int, workdir: Path) -> dict:
                    (float(hit["wall_s"].iloc[0]), int(hit["env_steps"].iloc[0]))
                    if not hit.empty else None, sum(eval_s[:-1]),
                    [[int(s), float(m)] for s, m in zip(evals["env_steps"],
-                                                        evals["eval_return_mean"], strict=True)])
+                                                        evals["eval_return_mean"], strict=True)]
+                   ) | {"cpu_ms_per_step": cpu_ms_per_step(cpu_marks)}
 
 
 # -- Stable-Baselines3 -------------------------------------------------------------------------
@@ -159,12 +180,14 @@ def sb3_eval_callback(seed: int) -> Any:
             self.start, self.next_eval = time.monotonic(), EVAL_EVERY
             self.hit: tuple[float, int] | None = None
             self.eval_s, self.evals = 0.0, []
+            self.cpu_marks: list[tuple[float, int]] = []  # (process CPU s, env steps)
 
         def _on_step(self) -> bool:
             return self.hit is None
 
         def _on_rollout_start(self) -> None:
             steps = self.num_timesteps
+            self.cpu_marks.append((time.process_time(), steps))
             if steps < self.next_eval:
                 return
             self.next_eval = (steps // EVAL_EVERY + 1) * EVAL_EVERY
@@ -189,7 +212,8 @@ def run_sb3(seed: int) -> dict:
     model.learn(MAX_STEPS, callback=cb)
     wall = time.monotonic() - t0
     steps = cb.hit[1] if cb.hit else model.num_timesteps  # it stops one step after the hit
-    return _record(wall, steps, cb.hit, cb.eval_s, cb.evals)
+    return _record(wall, steps, cb.hit, cb.eval_s, cb.evals) | {
+        "cpu_ms_per_step": cpu_ms_per_step(cb.cpu_marks)}
 
 
 # -- RLlib's built-in DQN ----------------------------------------------------------------------
@@ -285,7 +309,7 @@ def median(xs: list[float]) -> float:
 def cartpole_table(results: dict[str, list[dict]]) -> dict:
     print("\nCartPole-v1, same hyperparameters, median over seeds")
     print(f"{'agent':6} {'env steps/s':>12} {'s to 475':>10} {'steps to 475':>13} "
-          f"{'reached':>8}")
+          f"{'reached':>8} {'CPU ms/step':>12}")
     summary: dict[str, dict] = {}
     for name, runs in results.items():
         if not runs:
@@ -295,10 +319,12 @@ def cartpole_table(results: dict[str, list[dict]]) -> dict:
             "steps_per_s": median([r["steps_per_s"] for r in runs]),
             "time_to_target": median([r["time_to_target"] for r in runs]),
             "steps_to_target": median([math.nan if s is None else s for s in steps]),
-            "reached": sum(s is not None for s in steps), "seeds": len(runs)}
+            "reached": sum(s is not None for s in steps), "seeds": len(runs),
+            "cpu_ms_per_step": median([r.get("cpu_ms_per_step", math.nan) for r in runs])}
         s = summary[name]
         print(f"{name:6} {s['steps_per_s']:12.1f} {s['time_to_target']:10.1f} "
-              f"{s['steps_to_target']:13.0f} {s['reached']:>5}/{len(runs)}")
+              f"{s['steps_to_target']:13.0f} {s['reached']:>5}/{len(runs)} "
+              f"{s['cpu_ms_per_step']:12.3f}")
     ratios = {}
     for peer in ("sb3", "rllib"):
         if "ours" not in summary or peer not in summary:

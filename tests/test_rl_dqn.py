@@ -24,6 +24,7 @@ from deepmorning.rl.dqn import build_config
 from deepmorning.rl.dqn.learner import td_loss
 from deepmorning.rl.dqn.module import Q_VALUES, QModule, linear_epsilon
 from deepmorning.rl.dqn.presets import cartpole
+from deepmorning.rl.gradients import SKIPPED
 
 PIXELS = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
 VECTOR = gym.spaces.Box(-5.0, 5.0, (4,), np.float32)
@@ -143,24 +144,78 @@ def test_target_network_is_copied_exactly_every_c_updates():
     assert learner._num_updates == 6
 
 
-def test_one_learner_call_takes_the_same_steps_as_rllibs_minibatch_loop():
-    """DQN.training_step hands the Learner all of an iteration's minibatches at once
-    (``minibatch_size=None``); DQNLearner._update must then take one gradient step per
-    ``batch_size`` slice, in order, with the target copied every C steps: the weights end
-    exactly where RLlib's own minibatch iteration leaves them."""
-    torch.manual_seed(0)
-    looped = small_learner(target_update_period=2, batch_size=4, lr=0.05)
-    torch.manual_seed(0)
-    whole = small_learner(target_update_period=2, batch_size=4, lr=0.05)
-    b = SampleBatch(random_batch(4 * 5, seed=7))
-    for learner, size in ((looped, 4), (whole, None)):
-        learner.update(batch=MultiAgentBatch({"default_policy": b.copy()}, env_steps=len(b)),
-                       minibatch_size=size, num_epochs=1, timesteps={})
-    a, w = looped.module["default_policy"], whole.module["default_policy"]
-    assert whole._num_updates == looped._num_updates == 5
+def optimizer_state(learner) -> list[torch.Tensor]:
+    return [v.clone() for optim in learner._optimizer_parameters
+            for state in optim.state.values() for v in state.values()
+            if isinstance(v, torch.Tensor)]
+
+
+def minibatch_results(hp: dict, raw: dict[str, np.ndarray]):
+    """The same batch through RLlib's path (``lean = False``: RLlib's minibatch iterator
+    calls ``TorchLearner._update`` per minibatch) and through the lean loop of one
+    ``DQNLearner._update`` call (what ``DQN.training_step`` does), from the same weights."""
+    learners = []
+    for lean, minibatch_size in ((False, hp["batch_size"]), (True, None)):
+        torch.manual_seed(0)
+        learner = small_learner(**hp)
+        learner.lean = lean
+        b = SampleBatch({k: v.copy() for k, v in raw.items()})
+        result = learner.update(batch=MultiAgentBatch({"default_policy": b}, env_steps=len(b)),
+                                minibatch_size=minibatch_size, num_epochs=1, timesteps={})
+        learners.append((learner, result))
+    return learners
+
+
+@pytest.mark.parametrize("overrides", [
+    {"grad_clip": 0.05},  # the cartpole preset's Adam + Huber, the gradient clip active
+    {"loss": "clipped_mse", "grad_clip": None},
+    {"optimizer": "rmsprop", "loss": "mse", "loss_reduction": "sum", "grad_clip": None},
+], ids=["adam-huber-clipped", "clipped-mse", "paper-rmsprop-sum-mse"])
+def test_lean_update_takes_the_same_steps_as_rllibs_learner_path(overrides):
+    """DQN.training_step hands the Learner all of an iteration's minibatches at once; the lean
+    loop of DQNLearner._update must take the gradient steps RLlib's own path takes
+    (forward_train, compute_losses, compute_gradients, postprocess_gradients = the clip,
+    apply_gradients), one per ``batch_size`` slice, in order, with the target copied every C
+    steps: weights and optimizer state end bit for bit where RLlib's leave them. It reports
+    the mean of its steps' losses where RLlib's path reports the last one."""
+    hp = {"target_update_period": 2, "batch_size": 4, "lr": 0.05, **overrides}
+    raw = random_batch(4 * 5, seed=7)
+    (stock, stock_result), (lean, lean_result) = minibatch_results(hp, raw)
+    a, w = stock.module["default_policy"], lean.module["default_policy"]
+    assert lean._num_updates == stock._num_updates == 5
     assert same(params(w.q_net), params(a.q_net))
     assert same(params(w._target_q_net), params(a._target_q_net))  # copied after step 4
     assert not same(params(w._target_q_net), params(w.q_net))  # and not after step 5
+    assert same(optimizer_state(lean), optimizer_state(stock))
+    # The losses RLlib's path computes step by step, replayed on a fresh learner:
+    torch.manual_seed(0)
+    replay = small_learner(**hp)
+    replay.lean = False
+    losses = [replay._update({"default_policy": {k: torch.as_tensor(v[i:i + 4])
+                                                 for k, v in raw.items()}})[1]["default_policy"]
+              for i in range(0, 20, 4)]
+    reported = lean_result["default_policy"]["total_loss"].peek()
+    assert reported == pytest.approx(float(torch.stack(losses).mean()), rel=1e-6)
+    assert stock_result["default_policy"]["total_loss"].peek() == pytest.approx(
+        float(losses[-1]), rel=1e-6)
+    for key in ("q_mean", "td_error_abs_mean"):
+        assert np.isfinite(lean_result["default_policy"][key].peek())
+
+
+def test_lean_update_skips_a_nonfinite_step_as_rllibs_path_does():
+    """A NaN reward in the third minibatch: that step is skipped whole (no weight, no
+    optimizer state moves) and counted, by the lean loop as by RLlib's path; the others are
+    taken."""
+    raw = random_batch(4 * 5, seed=7)
+    raw[Columns.REWARDS][9] = np.nan
+    hp = {"target_update_period": 2, "batch_size": 4, "lr": 0.05, "grad_clip": 0.05}
+    (stock, stock_result), (lean, lean_result) = minibatch_results(hp, raw)
+    assert same(params(lean.module["default_policy"].q_net),
+                params(stock.module["default_policy"].q_net))
+    assert same(optimizer_state(lean), optimizer_state(stock))
+    assert all(torch.isfinite(p).all() for p in params(lean.module["default_policy"].q_net))
+    assert lean_result[SKIPPED].peek() == stock_result[SKIPPED].peek() == 1
+    assert lean._num_updates == 5
 
 
 def test_cartpole_schedule_is_128_updates_per_256_env_steps_and_a_copy_per_128(ray_local):
@@ -172,6 +227,8 @@ def test_cartpole_schedule_is_128_updates_per_256_env_steps_and_a_copy_per_128(r
     try:
         learner = algo.learner_group._learner
         module = learner.module["default_policy"]
+        lean_calls, lean_update = [], learner._lean_update
+        learner._lean_update = lambda *a, **k: lean_calls.append(1) or lean_update(*a, **k)
         seen = []
         for _ in range(4):
             acting = params(algo.env_runner.module.q_net)
@@ -182,10 +239,30 @@ def test_cartpole_schedule_is_128_updates_per_256_env_steps_and_a_copy_per_128(r
         assert [s[0] for s in seen] == [256, 512, 768, 1024]
         assert [s[1] for s in seen] == [0, 128, 256, 384]  # replay holds 512 from iteration 2
         assert all(s[1] == s[2] for s in seen)
+        assert len(lean_calls) == 3  # one lean Learner call per iteration that learns
         assert same(params(module._target_q_net), params(module.q_net))  # copied after 384
         assert algo.replay.get_num_timesteps() == 1024
     finally:
         algo.stop()
+
+
+def test_evaluation_runs_in_eval_mode_and_restores_training_mode():
+    """The evaluation puts the module in eval mode once (not twice per step, as RLlib's
+    forward_inference alone would switch it) and gives it back in the mode it had."""
+    from deepmorning.rl.runner import run_episodes
+
+    module = make_module(VECTOR, 2, network="mlp", hiddens=[8])
+    switches = []
+    module.train = lambda mode=True, _train=module.train: switches.append(mode) or _train(mode)
+    module.train()
+    switches.clear()
+    returns = run_episodes(module, "CartPole-v1", episodes=2, seed=0)
+    assert sum(returns) > 2  # two episodes of several steps each
+    assert switches.count(True) == 1 and module.training  # restored once, at the end
+    module.eval()
+    switches.clear()
+    run_episodes(module, "CartPole-v1", episodes=1, seed=0)
+    assert True not in switches and not module.training  # an eval-mode module stays so
 
 
 def test_epsilon_is_annealed_linearly_then_fixed():

@@ -22,7 +22,7 @@ def all_finite(gradients: Mapping[Any, torch.Tensor]) -> bool:
     grads = [g for g in gradients.values() if g is not None]
     if not grads:
         return True
-    return bool(torch.isfinite(torch.nn.utils.get_total_norm(grads, norm_type=1.0)))
+    return bool(torch.isfinite(torch.nn.utils.get_total_norm(grads, norm_type=2.0)))
 
 
 def skip_if_nonfinite(learner: Any, gradients: Mapping[Any, torch.Tensor]) -> bool:

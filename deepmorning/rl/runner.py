@@ -180,17 +180,24 @@ def run_episodes(module: Any, env_id: str, episodes: int, seed: int | None = 0) 
 
     env = envs.make_env(env_id, train=False)
     returns = []
+    # In eval mode for the whole evaluation: RLlib's forward_inference then switches no
+    # mode back and forth (two walks over every submodule) on each step.
+    was_training = bool(getattr(module, "training", False))
     # The evaluation policy's own randomness (ε) is reproducible, on a forked RNG: reseeding
     # the global one would replay the same exploration after every evaluation.
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
         try:
+            if was_training:
+                module.eval()
             for i in range(episodes):
                 returns.append(_episode_return(module, env, None if seed is None
                                                else seed + 10_000 + i))
         finally:
             env.close()
+            if was_training:
+                module.train()
     return returns
 
 

@@ -39,6 +39,8 @@ LOSSES = ("huber", "clipped_mse", "mse")
 OPTIMIZERS = ("rmsprop", "adam")
 NUM_UPDATES = "num_gradient_updates"
 NUM_TARGET_UPDATES = "num_target_updates"
+ACTION_INDEX = "_dqn_action_index"  # actions as a (B, 1) int64 gather index
+DISCOUNTS = "_dqn_discounts"  # γ (1 − terminal)
 
 
 REDUCTIONS = ("mean", "sum")
@@ -101,15 +103,50 @@ class DeepMindRMSprop(torch.optim.Optimizer):
         return loss
 
 
+def discounts(terminateds: torch.Tensor, gamma: float) -> torch.Tensor:
+    """γ for non-terminal transitions, 0 for terminal ones."""
+    return gamma * (1.0 - terminateds.float())
+
+
 def td_targets(rewards: torch.Tensor, terminateds: torch.Tensor, next_q_target: torch.Tensor,
-               gamma: float) -> torch.Tensor:
-    """y = r + γ max_a' Q_target(s', a') for non-terminal s', y = r otherwise."""
-    not_done = 1.0 - terminateds.float()
-    return rewards.float() + gamma * not_done * next_q_target.max(dim=-1).values
+               gamma: float, discount: torch.Tensor | None = None) -> torch.Tensor:
+    """y = r + γ max_a' Q_target(s', a') for non-terminal s', y = r otherwise.
+
+    ``discount``: :func:`discounts` of ``terminateds``, when already computed."""
+    if discount is None:
+        discount = discounts(terminateds, gamma)
+    return rewards.float() + discount * next_q_target.max(dim=-1).values
+
+
+def clip_by_global_norm(grads: list[torch.Tensor], clip: float) -> torch.Tensor:
+    """Scale ``grads`` in place to a global L2 norm of at most ``clip``; returns the norm.
+
+    RLlib's ``clip_gradients(grad_clip_by="global_norm")`` step for step (per-tensor norms
+    with ±inf replaced by ±1e9, their norm, the coefficient clamped to 1, no branch), in a
+    few foreach calls instead of a Python loop of small ones."""
+    norms = torch.stack(torch._foreach_norm(grads, 2.0)).nan_to_num_(neginf=-1e9, posinf=1e9)
+    total = torch.linalg.vector_norm(norms, 2.0).nan_to_num_(neginf=-1e9, posinf=1e9)
+    coeff = torch.clamp(clip / torch.clamp(total + 1e-6, min=clip), max=1.0)
+    torch._foreach_mul_(grads, coeff)
+    return total
 
 
 class DQNLearner(TorchLearner):
-    """Computes the DQN loss and copies the target network every C gradient updates."""
+    """Computes the DQN loss and copies the target network every C gradient updates.
+
+    ``_update`` takes every minibatch step of a call in a lean loop (:meth:`_lean_update`):
+    forward of the online and target nets, TD loss, backward, global-norm clip, the
+    non-finite check, optimizer step, target copy — the same operations, in the same order,
+    as RLlib's ``TorchLearner._update`` (``forward_train``, ``compute_losses``,
+    ``compute_gradients``, ``postprocess_gradients``, ``apply_gradients``), without its
+    per-step dispatch and metrics. Where the lean loop does not apply (several Learners or
+    optimizers, mixed precision, ``torch.compile``, learning-rate schedulers, another clip
+    mode, ``lean = False``) each step goes through RLlib's path instead; a test checks both
+    leave bit-identical weights.
+    """
+
+    #: Take the minibatch steps in the lean loop when it applies (see the class docstring).
+    lean = True
 
     def build(self) -> None:
         super().build()
@@ -131,17 +168,29 @@ class DQNLearner(TorchLearner):
         self.register_optimizer(module_id=module_id, optimizer=optimizer, params=params,
                                 lr_or_lr_schedule=config.lr)
 
-    def compute_loss_for_module(self, *, module_id: str, config: Any, batch: dict[str, Any],
-                                fwd_out: dict[str, Any]) -> torch.Tensor:
-        q = fwd_out[Q_VALUES]
-        q_taken = q.gather(-1, batch[Columns.ACTIONS].long().unsqueeze(-1)).squeeze(-1)
+    @staticmethod
+    def td_terms(module: Any, q: torch.Tensor, batch: dict[str, Any], config: Any,
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(Q(s, a), δ, loss) for online Q-values ``q`` of ``batch`` (module docstring).
+
+        ``batch`` may hold the gather index of the actions (``ACTION_INDEX``) and the
+        :func:`discounts` (``DISCOUNTS``) already computed: :meth:`_lean_update` computes
+        them once per call, for all its minibatches."""
+        index = batch.get(ACTION_INDEX)
+        if index is None:
+            index = batch[Columns.ACTIONS].long().unsqueeze(-1)
+        q_taken = q.gather(-1, index).squeeze(-1)
         with torch.no_grad():
-            module = self.module[module_id].unwrapped()
             next_q = module.forward_target({Columns.OBS: batch[Columns.NEXT_OBS]})[Q_VALUES]
             y = td_targets(batch[Columns.REWARDS], batch[Columns.TERMINATEDS], next_q,
-                           config.gamma)
+                           config.gamma, batch.get(DISCOUNTS))
         td_error = y - q_taken
-        loss = td_loss(td_error, config.loss, config.loss_reduction)
+        return q_taken, td_error, td_loss(td_error, config.loss, config.loss_reduction)
+
+    def compute_loss_for_module(self, *, module_id: str, config: Any, batch: dict[str, Any],
+                                fwd_out: dict[str, Any]) -> torch.Tensor:
+        module = self.module[module_id].unwrapped()
+        q_taken, td_error, loss = self.td_terms(module, fwd_out[Q_VALUES], batch, config)
         self.metrics.log_dict(
             {"q_mean": q_taken.mean(), "td_error_abs_mean": td_error.abs().mean()},
             key=module_id, window=1,
@@ -161,11 +210,12 @@ class DQNLearner(TorchLearner):
         the whole batch (``minibatch_size=None``, what ``DQN.training_step`` does) it takes
         the same gradient steps on the same minibatches in the same order, but pays RLlib's
         per-minibatch bookkeeping (iterator, tensor conversion, step and Prometheus metrics)
-        once per call instead of once per step: for a 256×256 MLP that bookkeeping costs
-        about as much as the step itself.
+        once per call instead of once per step.
         """
         sizes = {len(b[Columns.OBS]) for b in batch.values()}
         minibatch = min(self.config.get_config_for_module(mid).batch_size for mid in batch)
+        if self._lean_applies(batch, sizes):
+            return self._lean_update(batch, minibatch)
         total = max(sizes)
         if len(sizes) != 1 or total <= minibatch:
             return self._one_update(batch)
@@ -175,9 +225,27 @@ class DQNLearner(TorchLearner):
                  for mid, b in batch.items()})
         return result
 
+    def _lean_applies(self, batch: dict[str, Any], sizes: set[int]) -> bool:
+        if not self.lean or len(batch) != 1 or len(sizes) != 1:
+            return False
+        module_id = next(iter(batch))
+        config = self.config.get_config_for_module(module_id)
+        return (len(self.get_optimizers_for_module(module_id)) == 1  # one clip, as RLlib's
+                and self.config.num_learners <= 1 and self._grad_scalers is None
+                and self._lr_scheduler_classes is None
+                and not self.config.torch_compile_learner and not config.log_gradients
+                and (not config.grad_clip or config.grad_clip_by == "global_norm"))
+
     def _one_update(self, batch: dict[str, Any]) -> tuple[Any, Any, Any]:
-        """One gradient step; then the target copy when C steps have passed."""
+        """One gradient step through RLlib's ``TorchLearner._update``; then the target copy
+        when C steps have passed."""
         result = super()._update(batch)
+        self._after_step()
+        self.metrics.log_value(NUM_UPDATES, self._num_updates, reduce="max", window=1)
+        return result
+
+    def _after_step(self) -> None:
+        """Count one gradient step; copy the target networks every C steps."""
         self._num_updates += 1
         for module_id, module in self.module._rl_modules.items():
             config = self.config.get_config_for_module(module_id)
@@ -186,8 +254,54 @@ class DQNLearner(TorchLearner):
                     update_target_network(main_net=main, target_net=target, tau=1.0)
                 self.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1,
                                        reduce="lifetime_sum")
+
+    def _lean_update(self, batch: dict[str, Any], minibatch: int) -> tuple[Any, Any, Any]:
+        """Every ``minibatch`` slice of a one-module ``batch``: one gradient step each.
+
+        Per step only tensor work and the one device sync of the non-finite check; the
+        steps' Q(s, a), |δ|, losses and gradient norms are reported once per call, as means
+        over its steps (RLlib's path reports the last step's)."""
+        (module_id, columns), = batch.items()
+        config = self.config.get_config_for_module(module_id)
+        module = self.module[module_id].unwrapped()
+        module.train()  # what TorchRLModule.forward_train does before every step
+        self._compute_off_policyness(batch)
+        optimizers = [optim for _, optim in self.get_optimizers_for_module(module_id)]
+        params = [p for optim in optimizers for group in optim.param_groups
+                  for p in group["params"]]
+        # Computed once for the whole batch, sliced per step: elementwise, so each step sees
+        # the values it would compute itself.
+        columns = {Columns.OBS: columns[Columns.OBS], Columns.NEXT_OBS: columns[Columns.NEXT_OBS],
+                   Columns.REWARDS: columns[Columns.REWARDS].float(),
+                   Columns.TERMINATEDS: columns[Columns.TERMINATEDS],
+                   ACTION_INDEX: columns[Columns.ACTIONS].long().unsqueeze(-1),
+                   DISCOUNTS: discounts(columns[Columns.TERMINATEDS], config.gamma)}
+        q_taken, td_errors, losses, norms = [], [], [], []
+        for start in range(0, len(columns[Columns.OBS]), minibatch):
+            mb = {k: v[start:start + minibatch] for k, v in columns.items()}
+            q = module._forward_train(mb)[Q_VALUES]
+            q_a, td_error, loss = self.td_terms(module, q, mb, config)
+            for p in params:  # Optimizer.zero_grad(set_to_none=True) without its wrappers
+                p.grad = None
+            loss.backward()
+            grads = {i: p.grad for i, p in enumerate(params) if p.grad is not None}
+            if config.grad_clip:
+                norms.append(clip_by_global_norm(list(grads.values()), config.grad_clip))
+            if not skip_if_nonfinite(self, grads):
+                for optim in optimizers:
+                    optim.step()
+            self._after_step()
+            q_taken.append(q_a.detach())
+            td_errors.append(td_error.detach())
+            losses.append(loss.detach())
+        metrics = {"q_mean": torch.cat(q_taken).mean(),
+                   "td_error_abs_mean": torch.cat(td_errors).abs().mean()}
+        if norms:
+            name = self.get_optimizers_for_module(module_id)[0][0]
+            metrics[f"gradients_{name}_global_norm"] = torch.stack(norms).mean()
+        self.metrics.log_dict(metrics, key=module_id, window=1)
         self.metrics.log_value(NUM_UPDATES, self._num_updates, reduce="max", window=1)
-        return result
+        return {}, {module_id: torch.stack(losses).mean()}, {}
 
     def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         state = super().get_state(*args, **kwargs)
