@@ -7,6 +7,7 @@ skip without it, and one checks the one-line error a user without it gets.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -57,23 +58,24 @@ def test_inverted_pendulum_paper_preset_runs_through_the_cli(tmp_path):
 # -- the issue's bar (minutes: run with -m slow) ---------------------------------------------
 #: Env steps within which InvertedPendulum-v5 must reach an evaluation mean of 900 (measured,
 #: see the test's docstring and docs/ddpg.md, "MuJoCo").
-INVERTED_PENDULUM_BUDGET = 35_000
+INVERTED_PENDULUM_BUDGET = 42_500
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)  # two to three runs of up to 35k steps on a busy 2-core machine
+@pytest.mark.timeout(3600)  # two to three runs of up to 42.5k steps on a busy 2-core machine
 def test_inverted_pendulum_reaches_900_within_the_measured_budget(tmp_path, monkeypatch):
     """The ``paper`` preset without batch norm reaches a mean evaluation return >= 900 (10
-    deterministic episodes every 2,500 env steps) within 35,000 env steps on at least two of
+    deterministic episodes every 2,500 env steps) within 42,500 env steps on at least two of
     seeds 0, 1, 2.
 
-    Measured (docs/ddpg.md, "MuJoCo"), 0 EnvRunners, 2-core machine at load average 30-55:
-    seed 0 reached 1000 at 20,032 env steps (482 s), seed 1 at 27,520 (616 s), seed 2 at
-    32,512 (742 s); the budget is the slowest seed's plus one evaluation interval. The test
-    stops after two successes: 553 s at load average 16-30, seeds 0 and 1 at exactly the
-    steps above. With the paper's batch norm on, the actor saturates at full force within 512
-    env steps and does not recover in the 6,000 measured (evaluation return 2.0 at 2k, 4k and
-    6k steps), hence ``batch_norm=false``.
+    Measured (docs/ddpg.md, "MuJoCo"), 0 EnvRunners, 2-core machine at load average 6-15:
+    seed 0 reached 1000 at 32,512 env steps, seed 1 at 35,008, seed 2 at 37,504; the budget
+    is the slowest seed's plus one evaluation interval, rounded up to whole evaluation
+    intervals (17 x 2,500). A run given the budget as
+    ``timesteps`` ends at the first 64-step iteration at or past it, so a seed that reaches 900
+    at all did so within the budget. The test stops after two successes. With the paper's
+    batch norm on, 1 of 5 seeds reached 900 within 60,000 env steps (docs/ddpg.md, "Batch
+    norm"), hence ``batch_norm=false``.
     """
     pytest.importorskip("mujoco")
     import ray
@@ -91,6 +93,7 @@ def test_inverted_pendulum_reaches_900_within_the_measured_budget(tmp_path, monk
                 eval_every=2_500, eval_episodes=10, stop_return=900.0, checkpoint_every=10**6,
                 output=tmp_path / f"seed{seed}", quiet=True,
             ))
+            assert summary["env_steps"] < INVERTED_PENDULUM_BUDGET + 64  # one iteration past
             reached[seed] = summary["stopped_at_return"]
             print(f"seed {seed}: reached 900 at {reached[seed]} env steps "
                   f"(best eval {summary['best_eval_return_mean']:.1f})")
@@ -98,5 +101,28 @@ def test_inverted_pendulum_reaches_900_within_the_measured_budget(tmp_path, monk
                 break
     finally:
         ray.shutdown()
-    assert sum(r is not None and r <= INVERTED_PENDULUM_BUDGET
-               for r in reached.values()) >= 2, reached
+    assert sum(r is not None for r in reached.values()) >= 2, reached
+
+
+def test_the_stated_budget_and_plot_come_from_the_saved_runs(tmp_path):
+    """docs/ddpg.md's budget is the slowest saved seed plus one evaluation interval, and the
+    plot script draws every saved run (no MuJoCo needed: it reads benchmarks/results/)."""
+    import importlib.util
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parents[1]
+    script = root / "benchmarks" / "plot_ddpg_inverted_pendulum.py"
+    spec = importlib.util.spec_from_file_location("plot_ddpg_ip", script)
+    plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot)
+    first = {}
+    for path in sorted(plot.RESULTS.glob("ddpg_inverted_pendulum_seed*.csv")):
+        evals = pd.read_csv(path).dropna(subset=["eval_return_mean"])
+        first[path.stem] = int(evals[evals["eval_return_mean"] >= 900]["env_steps"].iloc[0])
+    assert len(first) == 3
+    assert max(first.values()) + 2_500 <= INVERTED_PENDULUM_BUDGET
+    batch_norm = sorted(plot.RESULTS.glob("ddpg_inverted_pendulum_batchnorm_seed*.csv"))
+    assert len(batch_norm) == 5
+    out = plot.main(tmp_path / "curves.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
