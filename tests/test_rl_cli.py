@@ -94,3 +94,4 @@ def test_readme_rl_line_survives_kill_resume_and_evaluate_from_relative_runs(alg
     res = run_cli("rl", "evaluate", relative, "--episodes", "2", cwd=tmp_path, env=env)
     assert res.returncode == 0, res.stderr
     assert "over 2 episodes" in res.stdout.replace("\n", " ")
+    assert "Deprecat" not in res.stdout + res.stderr  # RLlib's notice about its own internals

@@ -224,7 +224,15 @@ def load_module(checkpoint: Path) -> Any:
     path = checkpoint.joinpath(*MODULE_PATH)
     if not path.is_dir():
         raise DeepmorningError(f"{checkpoint} holds no RLModule at {'/'.join(MODULE_PATH)}")
-    module = RLModule.from_checkpoint(str(path))
+    # RLlib's from_checkpoint goes through its own deprecated RLModuleConfig and warns about
+    # it: a line about RLlib's internals, not about the user's checkpoint.
+    deprecations = logging.getLogger("ray._common.deprecation")
+    level = deprecations.level
+    deprecations.setLevel(logging.ERROR)
+    try:
+        module = RLModule.from_checkpoint(str(path))
+    finally:
+        deprecations.setLevel(level)
     module.eval()
     return module
 
