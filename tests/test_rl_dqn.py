@@ -197,7 +197,7 @@ def test_lean_update_takes_the_same_steps_as_rllibs_learner_path(overrides):
     reported = lean_result["default_policy"]["total_loss"].peek()
     assert reported == pytest.approx(float(torch.stack(losses).detach().mean()), rel=1e-6)
     assert stock_result["default_policy"]["total_loss"].peek() == pytest.approx(
-        float(losses[-1]), rel=1e-6)
+        float(losses[-1].detach()), rel=1e-6)
     for key in ("q_mean", "td_error_abs_mean"):
         assert np.isfinite(lean_result["default_policy"][key].peek())
 
