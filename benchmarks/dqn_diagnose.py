@@ -12,11 +12,14 @@ an evaluation mean of 475 or after ``--max-steps``. One JSON line per run goes t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dqn import EVAL_EVERY, TARGET, eps_greedy_returns, sb3_eval_callback, sb3_model  # noqa: E402
@@ -89,7 +92,6 @@ def mechanics(seed: int, num_envs: int, iterations: int) -> dict:
     import deepmorning.rl.dqn.algorithm as our_algorithm
     import deepmorning.rl.dqn.learner as our_learner
     from deepmorning.rl.dqn import build_config
-    from deepmorning.rl.offpolicy import learn_from_replay, sample_into_replay
     from deepmorning.rl.registry import get
 
     out: dict = {}
@@ -106,22 +108,11 @@ def mechanics(seed: int, num_envs: int, iterations: int) -> dict:
         return polyak(*args, **kwargs)
 
     sb3_dqn.polyak_update = recording_polyak
-    times = {"collect_rollouts": 0.0, "train": 0.0}
-    for name in times:
-        method = getattr(model, name)
-
-        def timed(*a, _m=method, _n=name, **k):
-            t = time.perf_counter()
-            r = _m(*a, **k)
-            times[_n] += time.perf_counter() - t
-            return r
-
-        setattr(model, name, timed)
     model.learn(1280)  # past learning_starts, as ours below
-    times = dict.fromkeys(times, 0.0)
-    t0 = time.perf_counter()
-    model.learn(iterations * 256, reset_num_timesteps=False)
-    wall = time.perf_counter() - t0
+    with timed_calls(model, ("collect_rollouts", "train")) as times:
+        t0 = time.perf_counter()
+        model.learn(iterations * 256, reset_num_timesteps=False)
+        wall = time.perf_counter() - t0
     sb3_dqn.polyak_update = polyak
     out["sb3"] = {"target_copy_at_env_step_after_update": sb3_copies[:4],
                   "s_per_256_steps": {"total": wall / iterations,
@@ -144,24 +135,11 @@ def mechanics(seed: int, num_envs: int, iterations: int) -> dict:
     our_learner.update_target_network = recording_copy
     for _ in range(5):
         algo.train()
-    totals = {"sample_into_replay": 0.0, "learn_from_replay": 0.0}
-    for name in totals:
-        function = getattr(our_algorithm, name)
-
-        def timed(*a, _f=function, _n=name, **k):
-            t = time.perf_counter()
-            r = _f(*a, **k)
-            totals[_n] += time.perf_counter() - t
-            return r
-
-        setattr(our_algorithm, name, timed)
-    t0 = time.perf_counter()
-    for _ in range(iterations):
-        algo.train()
-    wall = time.perf_counter() - t0
-    for name, function in (("sample_into_replay", sample_into_replay),
-                           ("learn_from_replay", learn_from_replay)):
-        setattr(our_algorithm, name, function)
+    with timed_calls(our_algorithm, ("sample_into_replay", "learn_from_replay")) as totals:
+        t0 = time.perf_counter()
+        for _ in range(iterations):
+            algo.train()
+        wall = time.perf_counter() - t0
     our_learner.update_target_network = copy
     # replay: uniform over the stored steps? terminal transitions drawn as often as stored?
     replay = algo.replay
@@ -183,6 +161,31 @@ def mechanics(seed: int, num_envs: int, iterations: int) -> dict:
     out["init_bound"] = 0.5  # torch's Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in 4
     algo.stop()
     return out
+
+
+@contextlib.contextmanager
+def timed_calls(owner: Any, names: tuple[str, ...]) -> Iterator[dict[str, float]]:
+    """Replace each ``owner.<name>`` (a method of an object, a function of a module) by a
+    wrapper that adds its seconds to the yielded ``{name: seconds}``; the originals are put
+    back on exit."""
+    totals = dict.fromkeys(names, 0.0)
+    originals = {name: getattr(owner, name) for name in names}
+
+    def timed(name: str, function: Callable) -> Callable:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            result = function(*args, **kwargs)
+            totals[name] += time.perf_counter() - t
+            return result
+        return call
+
+    for name, function in originals.items():
+        setattr(owner, name, timed(name, function))
+    try:
+        yield totals
+    finally:
+        for name, function in originals.items():
+            setattr(owner, name, function)
 
 
 def _weight_stats(weight) -> dict:
