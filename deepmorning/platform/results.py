@@ -63,13 +63,16 @@ def show(path: str | Path, rows: int = 10) -> None:
         console.console.print("plots: " + ", ".join(p.name for p in plots))
 
 
-def flatten(mapping: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: nested mappings become ``sep``-joined keys."""
+def flatten(mapping: Mapping[str, Any], prefix: str = "", sep: str = ".",
+            keep_empty: bool = False) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: nested mappings become ``sep``-joined keys.
+
+    An empty nested mapping leaves no key, or (``keep_empty``) stays a value of its own."""
     flat: dict[str, Any] = {}
     for key, value in mapping.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}{sep}", sep))
+        if isinstance(value, Mapping) and (value or not keep_empty):
+            flat.update(flatten(value, f"{name}{sep}", sep, keep_empty))
         else:
             flat[name] = value
     return flat

@@ -223,18 +223,14 @@ def prepare_mlflow(flag: str | None, experiment: str, run: Any = None) -> MLflow
     return plan
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """``{"child": {"epochs": 1}}`` -> ``{"child.epochs": "1"}`` (lists as JSON)."""
-    out: dict[str, str] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, name + "."))
-        elif isinstance(value, (list, tuple, Mapping)):
-            out[name] = json.dumps(value, default=str)[:MAX_PARAM_LENGTH]
-        else:
-            out[name] = str(value)[:MAX_PARAM_LENGTH]
-    return out
+def flatten(config: Mapping[str, Any]) -> dict[str, str]:
+    """``{"child": {"epochs": 1}}`` -> ``{"child.epochs": "1"}``: MLflow params, as text
+    (lists and empty mappings as JSON), cut at MLflow's length limit."""
+    from deepmorning.platform.results import flatten as flatten_keys  # rich, run dirs: lazily
+
+    return {name: (json.dumps(value, default=str) if isinstance(value, (list, tuple, Mapping))
+                   else str(value))[:MAX_PARAM_LENGTH]
+            for name, value in flatten_keys(config, keep_empty=True).items()}
 
 
 def mlflow_key(name: str) -> str:
