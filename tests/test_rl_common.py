@@ -107,7 +107,7 @@ def _documented_dqn_keys() -> list[str]:
     return re.findall(r"`([a-z_0-9]+)`", para)
 
 
-@pytest.mark.parametrize("preset", ["nature", "paper2013", "cartpole"])
+@pytest.mark.parametrize("preset", ["nature", "paper2013", "cartpole", "pong"])
 def test_set_reaches_every_documented_dqn_key_in_every_preset(preset):
     from deepmorning.rl.dqn.presets import DEFAULTS
     from deepmorning.rl.runner import TrainRequest, resolve_config
