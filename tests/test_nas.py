@@ -479,6 +479,9 @@ def test_resume_after_a_killed_driver_loses_nothing(tmp_path):
     (["--preset", "giant"], "giant"),
     (["--strategy", "evolution"], "evolution"),
     (["--resume", "/no/such/run"], "/no/such/run"),
+    (["-S", "23", "--trainer", "synthetic"], "at most 22"),  # before Ray: no traceback
+    (["--space", "rnn", "-S", "22", "--trainer", "synthetic"], "at most 21"),
+    (["--seed", "-1"], "--seed"),
 ])
 def test_bad_search_input_is_one_line(args, fragment):
     res = run_cli("nas", "search", *args)
