@@ -85,6 +85,6 @@ def train_best(source: RunDir, *, epochs: int | None, output: str | Path | None,
     run.finish(summary)
     console.print_kv("final training", summary)
     console.console.print(f"validation and test {metric} are of the same model: the weights "
-                          f"after epoch {summary['val_epoch']} of {child.epochs} (best validation)")
+                          f"after epoch {summary['val_epoch']} of {child.epochs}")
     console.console.print(f"run directory: {run.location}")
     return summary
