@@ -23,7 +23,9 @@ from deepmorning.nas.child import (
     ChildConfig,
     ChildNet,
     child_device,
+    child_seed,
     count_parameters,
+    fit,
     run_child,
     synthetic_reward,
 )
@@ -196,7 +198,7 @@ def test_a_zero_gpu_child_hides_gpus_and_uses_its_cpus(monkeypatch):
                                                       seed=3))
         assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
         assert result["device"] == "cpu" and result["threads"] == 2
-        assert result["seed"] == 3 * 1_000_003 + 7  # follows --seed
+        assert result["seed"] == child_seed(3, 7)  # follows --seed
     finally:
         torch.set_num_threads(1)
 
@@ -220,6 +222,74 @@ def test_uniform_sampling_covers_the_space():
 def test_depth_schedule_follows_the_paper():
     space = SearchSpace()
     assert [space.num_layers(i) for i in (0, 1599, 1600, 3200, 12799)] == [6, 6, 8, 10, 20]
+    assert SearchSpace(layers_start=3, layers_every=1, layers_max=4).num_layers(9) == 4
+
+
+@pytest.mark.parametrize("cap", [0, 2])
+def test_a_depth_cap_below_the_first_depth_is_rejected(cap, tmp_path):
+    """``layers_max: 0`` once meant "no cap"; now a cap means what it says, and one below
+    ``layers_start`` (0 included) is a configuration error; no cap is null / left out."""
+    bad = tmp_path / "depth.json"
+    bad.write_text(json.dumps({"space": {"layers_start": 3, "layers_max": cap}}))
+    with pytest.raises(DeepmorningError, match="layers_max"):
+        load_config("quick", bad)
+    bad.write_text(json.dumps({"space": {"layers_max": None}}))
+    assert load_config("quick", bad).space.num_layers(10**6) > 10**4  # null: no cap
+
+
+def test_more_parameter_servers_than_controller_tensors_is_rejected():
+    """A shard holds whole tensors: 22 in the CNN controller, 21 in the cell controller."""
+    for space, limit in (("cnn", 22), ("rnn", 21)):
+        cfg = load_config("quick", space=space).to_dict()
+        cfg["param_servers"] = limit
+        assert NASConfig.from_dict(cfg).param_servers == limit
+        cfg["param_servers"] = limit + 1
+        with pytest.raises(DeepmorningError, match=f"at most {limit}$"):
+            NASConfig.from_dict(cfg)
+
+
+# -- random streams ------------------------------------------------------------------------------
+
+def test_stream_seeds_of_different_run_seeds_never_coincide():
+    """Every (run seed, purpose, index) has its own stream: 40 run seeds x 500 batches and
+    children, no two alike; child 1_000_003 of seed s is not child 0 of seed s + 1."""
+    from deepmorning.nas.task import STREAM_CHILD, STREAM_SAMPLE, stream_seed
+
+    seeds = [stream_seed(s, purpose, i) for s in range(40)
+             for purpose in (STREAM_SAMPLE, STREAM_CHILD) for i in range(500)]
+    assert len(set(seeds)) == len(seeds)
+    assert ps.batch_stream(4, 9) == stream_seed(4, STREAM_SAMPLE, 9) == ps.batch_stream(4, 9)
+    assert child_seed(0, 1_000_003) != child_seed(1, 0)
+    assert child_seed(5, 7) == stream_seed(5, STREAM_CHILD, 7)
+    with pytest.raises(ValueError, match="negative"):
+        stream_seed(-1, STREAM_SAMPLE, 0)
+
+
+@pytest.mark.parametrize("strategy", ["random", "rl"])
+def test_two_run_seeds_share_no_sampling_stream(ray_local, strategy):
+    """Replica 1 of seed 0 once sampled exactly what replica 0 of seed 1 sampled (its seed was
+    ``seed + k``). Now a batch's architectures are a function of (run seed, batch id): the same
+    for a seed whichever replica samples it, and no batch of seed 0 is one of seed 1's. The
+    replicas of both seeds pull the same parameters, so only the streams can tell them apart."""
+    space, cfg = SearchSpace(layers_start=4), ControllerConfig()
+    shards, names = ps.start_servers(space, cfg, num_shards=1, apply_every=1, seed=0)
+    archs: dict[tuple[int, int, int], list[dict]] = {}
+    replicas = {0: ps.start_replicas(2, space, cfg, shards, names, strategy, seed=0),
+                1: ps.start_replicas(1, space, cfg, shards, names, strategy, seed=1)}
+    for seed, group in replicas.items():
+        for k, replica in enumerate(group):
+            for batch in (0, 1):  # a depth per child: [3, 4, 4] (the schedule can step in one)
+                out = ray.get(replica.sample.remote(batch, 3, [3, 4, 4]))
+                ray.get(replica.update.remote(batch, [], [], None))  # close it
+                archs[(seed, k, batch)] = out["archs"]
+    for replica in [*replicas[0], *replicas[1]]:
+        ray.kill(replica)
+    assert all([len(a["layers"]) for a in batch] == [3, 4, 4] for batch in archs.values())
+    for batch in (0, 1):  # reproducible for the seed, whichever replica samples the batch
+        assert archs[(0, 0, batch)] == archs[(0, 1, batch)]
+    seed0 = {json.dumps(v) for (seed, _, _), v in archs.items() if seed == 0}
+    seed1 = {json.dumps(v) for (seed, _, _), v in archs.items() if seed == 1}
+    assert len(seed0) == len(seed1) == 2 and not seed0 & seed1  # replica 1 of 0 is not 0 of 1
 
 
 def test_config_presets_and_errors(tmp_path):
@@ -301,6 +371,48 @@ def test_random_strategy_runs_the_same_budget(ray_local, tmp_path):
     assert summary["children"] == 8 and summary["strategy"] == "random"
 
 
+def test_the_depth_schedule_applies_to_each_child(ray_local, tmp_path):
+    """m = 2 does not divide layers_every = 3: batch [2, 3] straddles the step, and child 3
+    must get the new depth (it once got child 2's). (Random search: the test below.)"""
+    cfg = _cfg(param_servers=1, controllers=1, children_per_controller=2)
+    cfg.space = SearchSpace(num_filters=(4, 8), layers_start=2, layers_step=1, layers_every=3)
+    run = RunDir.create(tmp_path / "run", "nas", "search", cfg.to_dict())
+    Search(cfg, run, resumed=False).run_search()
+    history = pd.read_csv(run.path / "history.csv").sort_values("child_id")
+    assert history.num_layers.tolist() == [2, 2, 2, 3, 3, 3, 4, 4]
+    assert history.num_layers.tolist() == [cfg.space.num_layers(i) for i in history.child_id]
+
+
+def test_a_journal_with_one_depth_per_batch_still_replays(tmp_path):
+    from deepmorning.nas.search import Journal
+
+    path = tmp_path / "journal.jsonl"
+    path.write_text(json.dumps({"e": "request", "batch": 0, "replica": 0, "ids": [0, 1],
+                                "layers": 3, "t": 0.1}) + "\n")
+    journal = Journal(path)
+    assert journal.batches[0].num_layers == [3, 3]
+    journal.close()
+
+
+def test_final_training_tests_the_model_its_validation_figure_is_of():
+    """``nas train`` reports validation and test accuracy of one model: the weights of the
+    epoch with the best validation accuracy in the reward window, not the last epoch's."""
+    from deepmorning.nas.data import load_dataset
+
+    data = load_dataset("digits", limit=200)
+    arch = Architecture((Layer(3, 3, 4),))
+    cfg = ChildConfig(epochs=5, batch_size=32, seed=2)  # validation peaks at epoch 3 of 5
+    result = fit(arch, data, cfg, test=True)
+    epoch = result["val_epoch"]
+    assert epoch < cfg.epochs and result["val_acc"] == result["val_curve"][epoch - 1]
+    shorter = fit(arch, data, ChildConfig(epochs=epoch, batch_size=32, seed=2), test=True)
+    assert shorter["val_curve"][-1] == result["val_acc"]  # the same weights: trained as far
+    assert shorter["test_acc"] == result["test_acc"]
+    last = fit(arch, data, ChildConfig(epochs=5, batch_size=32, seed=2, reward_window=1),
+               test=True)  # the window is the last epoch: its own weights
+    assert last["val_epoch"] == 5 and last["val_acc"] == result["val_curve"][-1]
+
+
 def test_search_on_digits_writes_the_run_directory(tmp_path):
     out = tmp_path / "search"
     res = run_cli("nas", "search", "--max-children", "4", "--child-epochs", "1",
@@ -367,6 +479,9 @@ def test_resume_after_a_killed_driver_loses_nothing(tmp_path):
     (["--preset", "giant"], "giant"),
     (["--strategy", "evolution"], "evolution"),
     (["--resume", "/no/such/run"], "/no/such/run"),
+    (["-S", "23", "--trainer", "synthetic"], "at most 22"),  # before Ray: no traceback
+    (["--space", "rnn", "-S", "22", "--trainer", "synthetic"], "at most 21"),
+    (["--seed", "-1"], "--seed"),
 ])
 def test_bad_search_input_is_one_line(args, fragment):
     res = run_cli("nas", "search", *args)

@@ -13,13 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
 import pickle, sys
-from deepmorning.nas.task import ChildConfig, run_child
+from deepmorning.nas.task import ChildConfig, child_seed, run_child
 cfg = pickle.loads(pickle.dumps(ChildConfig(trainer="sleep:0", threads=3, seed=2)))
 arch = {"layers": [{"filter_height": 3, "filter_width": 5, "num_filters": 4,
                     "stride_height": 1, "stride_width": 1, "inputs": []}]}
 out = run_child(5, arch, None, cfg)
 assert out["reward"] == 1.0 and out["threads"] == 3 and out["device"] == "cpu", out
-assert out["seed"] == 2 * 1_000_003 + 5, out
+assert out["seed"] == child_seed(2, 5), out
 print("torch" in sys.modules)
 """
 

@@ -118,9 +118,35 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 51
     return float(correct) / max(1, len(x))
 
 
+class BestEpoch:
+    """The weights of the epoch whose validation figure is reported, kept so that the test
+    figure beside it is of the same model (not of the last epoch's)."""
+
+    def __init__(self, lower_is_better: bool = False) -> None:
+        self.sign = -1.0 if lower_is_better else 1.0
+        self.value: float | None = None
+        self.epoch = 0  # 1-based; 0: none offered
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def offer(self, epoch: int, value: float, model: nn.Module) -> None:
+        """Keep ``model``'s weights if ``value`` is strictly better than the best so far."""
+        if self.value is None or self.sign * value > self.sign * self.value:
+            self.value, self.epoch = value, epoch
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def restore(self, model: nn.Module) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
+
 def fit(arch: Architecture, data: Any, cfg: ChildConfig, *, test: bool = False,
         progress=None) -> dict[str, Any]:
-    """Train a child on ``data`` (a :class:`deepmorning.nas.data.Splits`) and score it."""
+    """Train a child on ``data`` (a :class:`deepmorning.nas.data.Splits`) and score it.
+
+    ``val_acc`` is the best validation accuracy of the last ``reward_window`` epochs (the
+    paper's reward, Sec. 4.1). With ``test`` the test accuracy is of that same epoch's weights
+    (``val_epoch``, 1-based), not of the last epoch's.
+    """
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(max(1, cfg.threads))
     device = child_device(cfg.gpus)
@@ -131,6 +157,8 @@ def fit(arch: Architecture, data: Any, cfg: ChildConfig, *, test: bool = False,
     x_val, y_val = _tensors(data.x_val, data.y_val, device)
     gen = torch.Generator().manual_seed(cfg.seed)
     val_curve: list[float] = []
+    best = BestEpoch()
+    window_start = cfg.epochs - cfg.reward_window  # epochs from here on count for the reward
     for epoch in range(cfg.epochs):
         model.train()
         order = torch.randperm(len(x_train), generator=gen).to(device)
@@ -143,6 +171,8 @@ def fit(arch: Architecture, data: Any, cfg: ChildConfig, *, test: bool = False,
             loss.backward()
             opt.step()
         val_curve.append(accuracy(model, x_val, y_val))
+        if test and epoch >= window_start:
+            best.offer(epoch + 1, val_curve[-1], model)
         if progress is not None:
             progress(epoch + 1, val_curve[-1])
     val_acc = max(val_curve[-cfg.reward_window:]) if val_curve else 0.0
@@ -153,6 +183,8 @@ def fit(arch: Architecture, data: Any, cfg: ChildConfig, *, test: bool = False,
         "params": count_parameters(model),
     }
     if test:
+        best.restore(model)
         x_test, y_test = _tensors(data.x_test, data.y_test, device)
         result["test_acc"] = accuracy(model, x_test, y_test)
+        result["val_epoch"] = best.epoch
     return result

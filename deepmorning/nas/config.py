@@ -138,14 +138,30 @@ class NASConfig:
              "--gpus-per-child and --cpus-per-child must not be negative"),
             (self.child.epochs >= 1, "--child-epochs must be at least 1"),
             (0 <= self.controller.baseline_decay < 1, "--baseline-decay must be in [0, 1)"),
+            (self.controller.hidden >= 1 and self.controller.lstm_layers >= 1,
+             "the controller needs hidden >= 1 and lstm_layers >= 1"),
+            (self.seed >= 0, "--seed must not be negative"),
         ]
         for ok, message in checks:
             if not ok:
                 raise DeepmorningError(message)
+        self._check_param_servers()
         try:
             check_trainer(self.child.trainer)
         except ValueError as exc:
             raise DeepmorningError(str(exc)) from exc
+
+    def _check_param_servers(self) -> None:
+        """A shard holds whole tensors: more shards than the controller has tensors would leave
+        a server with nothing to hold (a Ray traceback once it starts). Checked before Ray."""
+        from deepmorning.nas.spaces import controller_tensors  # torch: only when validating
+
+        limit = controller_tensors(self.arch_space, self.controller.lstm_layers)
+        if self.param_servers > limit:
+            raise DeepmorningError(
+                f"--param-servers {self.param_servers} is more than the {limit} parameter "
+                f"tensors of the {self.search_space} controller (a shard holds whole tensors); "
+                f"use at most {limit}")
 
 
 # The controller's Adam learning rate in the `quick` presets: with 24-100 children (12-50

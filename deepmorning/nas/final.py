@@ -4,7 +4,10 @@ Zoph & Le (2017, Sec. 4.1) retrain the best architectures after the search and r
 error (test perplexity for a recurrent cell, Sec. 4.2). We train the best child of a search with
 the search's child settings for more epochs (4x by default), as one Ray task that asks for a GPU
 when the cluster has one (and then fails rather than fall back to the CPU if torch cannot use
-it), and report validation and test accuracy (perplexity for a cell).
+it), and report validation and test accuracy (perplexity for a cell) of one model: the weights
+of the epoch whose validation figure is reported (``val_epoch``; for a CNN the best of the last
+``reward_window`` epochs, as in the search's reward; for a cell the lowest perplexity), not a
+validation figure picked across epochs beside the last epoch's test figure.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ def train_best(source: RunDir, *, epochs: int | None, output: str | Path | None,
         "params": result["params"],
         f"val_{metric}": result[f"val_{metric}"],
         f"test_{metric}": result[f"test_{metric}"],
+        "val_epoch": result["val_epoch"],  # the epoch whose weights both figures are of
         f"search_val_{metric}": best.get(f"val_{metric}"),
     }
     from deepmorning.nas.plots import plot_run
@@ -80,5 +84,7 @@ def train_best(source: RunDir, *, epochs: int | None, output: str | Path | None,
     plot_run(run)
     run.finish(summary)
     console.print_kv("final training", summary)
+    console.console.print(f"validation and test {metric} are of the same model: the weights "
+                          f"after epoch {summary['val_epoch']} of {child.epochs}")
     console.console.print(f"run directory: {run.location}")
     return summary

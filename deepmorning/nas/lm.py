@@ -45,6 +45,10 @@ def perplexity(model: CellLM, data: torch.Tensor, bptt: int) -> float:
 
 def fit_lm(arch: CellArchitecture, corpus: Any, child: Any, lm: Any, device: torch.device, *,
            test: bool = False, progress=None) -> dict[str, Any]:
+    """Train a cell's language model; ``val_ppl`` is its lowest validation perplexity over the
+    epochs. With ``test`` the test perplexity is of that same epoch's weights (``val_epoch``,
+    1-based), not of the last epoch's."""
+    from deepmorning.nas.child import BestEpoch
     from deepmorning.nas.text import batchify
 
     torch.manual_seed(child.seed)
@@ -53,6 +57,7 @@ def fit_lm(arch: CellArchitecture, corpus: Any, child: Any, lm: Any, device: tor
     train = torch.tensor(batchify(corpus.train, child.batch_size), device=device)
     valid = torch.tensor(batchify(corpus.valid, EVAL_BATCH), device=device)
     curve: list[float] = []
+    kept = BestEpoch(lower_is_better=True)
     for epoch in range(child.epochs):
         model.train()
         state = None
@@ -70,6 +75,8 @@ def fit_lm(arch: CellArchitecture, corpus: Any, child: Any, lm: Any, device: tor
             torch.nn.utils.clip_grad_norm_(model.parameters(), lm.clip)
             opt.step()
         curve.append(perplexity(model, valid, lm.bptt))
+        if test:
+            kept.offer(epoch + 1, curve[-1], model)
         if progress is not None:
             progress(epoch + 1, curve[-1])
     best = min(curve)
@@ -80,6 +87,8 @@ def fit_lm(arch: CellArchitecture, corpus: Any, child: Any, lm: Any, device: tor
         "params": sum(p.numel() for p in model.parameters()),
     }
     if test:
+        kept.restore(model)
+        result["val_epoch"] = kept.epoch
         result["test_ppl"] = perplexity(model, torch.tensor(
             batchify(corpus.test, EVAL_BATCH), device=device), lm.bptt)
     return result

@@ -36,6 +36,14 @@ from deepmorning.nas.config import ControllerConfig
 from deepmorning.nas.controller import reinforce_loss
 from deepmorning.nas.spaces import AnySpace, arch_from_dict, sample_random, space_from_dict
 from deepmorning.nas.spaces import build_controller as _build
+from deepmorning.nas.task import STREAM_SAMPLE, stream_seed
+
+
+def batch_stream(seed: int, batch_id: int) -> int:
+    """The seed of the random stream batch ``batch_id`` of a run with ``--seed seed`` samples
+    from (random search and the controller alike): keyed on (run seed, batch id), so no two
+    runs' seeds share a stream. Batch ids are unique in a run, whichever replica samples one."""
+    return stream_seed(seed, STREAM_SAMPLE, batch_id)
 
 
 def shard_names(sizes: dict[str, int], num_shards: int) -> list[list[str]]:
@@ -162,7 +170,7 @@ class ControllerReplica:
         self.shards = [ray.get_actor(name) for name in shard_actor_names]
         self.names = names
         self.strategy = strategy
-        self.seed = seed
+        self.seed = seed  # the run's seed: every replica keys its batches' streams on it
         self.open_batch: int | None = None  # sampled, gradient not pushed yet
 
     def _pull(self) -> tuple[int, dict[str, np.ndarray]]:
@@ -175,27 +183,35 @@ class ControllerReplica:
     def _load(self, params: dict[str, np.ndarray]) -> None:
         self.controller.load_state_dict({k: torch.tensor(v) for k, v in params.items()})
 
-    def sample(self, batch_id: int, count: int, num_layers: int,
+    def sample(self, batch_id: int, count: int, num_layers: int | list[int],
                pulled: tuple[int, dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
         """Pull the latest parameters (unless ``pulled`` has them) and sample ``count``
-        architectures with them.
+        architectures with them; ``num_layers`` is the depth of each (one per child: the depth
+        schedule counts children, so a batch can straddle a step) or of all.
 
-        Returns the architectures, the servers' version and (for ``rl``) the parameters sampled
-        with, which the caller keeps with the batch and hands back to :meth:`update`.
+        The random stream is batch ``batch_id``'s of the run's seed (:func:`batch_stream`), so a
+        resumed or restarted replica samples a batch again exactly, and no batch of another run
+        seed shares it. Returns the architectures, the servers' version and (for ``rl``) the
+        parameters sampled with, which the caller keeps with the batch and hands back to
+        :meth:`update`.
         """
         if self.open_batch is not None and self.open_batch != batch_id:
             raise RuntimeError(f"replica {self.replica_id} still has batch {self.open_batch} "
                                f"open; it cannot sample batch {batch_id}")
         self.open_batch = batch_id
+        depths = [num_layers] * count if isinstance(num_layers, int) else list(num_layers)
+        if len(depths) != count:
+            raise ValueError(f"{count} architectures asked for with {len(depths)} depths")
+        stream = batch_stream(self.seed, batch_id)
         if self.strategy == "random":
-            rng = random.Random(self.seed * 1_000_003 + batch_id)
-            archs = [sample_random(self.space, num_layers, rng) for _ in range(count)]
+            rng = random.Random(stream)
+            archs = [sample_random(self.space, n, rng) for n in depths]
             return {"version": 0, "archs": [a.to_dict() for a in archs], "params": None}
         version, params = pulled if pulled is not None else self._pull()
         self._load(params)
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + batch_id)
+        gen = torch.Generator().manual_seed(stream)
         with torch.no_grad():
-            archs = [self.controller.sample(num_layers, gen).arch for _ in range(count)]
+            archs = [self.controller.sample(n, gen).arch for n in depths]
         return {"version": version, "archs": [a.to_dict() for a in archs], "params": params}
 
     def gradient(self, archs: list[dict], advantages: list[float],
@@ -280,10 +296,12 @@ def start_servers(space: AnySpace, cfg: ControllerConfig, num_shards: int, apply
 
 def start_replicas(count: int, space: AnySpace, cfg: ControllerConfig, shards: list,
                    names: list[list[str]], strategy: str, seed: int) -> list:
+    """K replica actors of the run with seed ``seed``; each samples batch b from
+    :func:`batch_stream` ``(seed, b)`` (never ``seed + k``: that is replica 0 of run seed
+    ``seed + k``)."""
     actor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3)(ControllerReplica)
     shard_actor_names = ray.get([s.actor_name.remote() for s in shards])
     return [
-        actor.remote(k, space.to_dict(), cfg.__dict__, shard_actor_names, names, strategy,
-                     seed + k)
+        actor.remote(k, space.to_dict(), cfg.__dict__, shard_actor_names, names, strategy, seed)
         for k in range(count)
     ]

@@ -78,7 +78,7 @@ class Batch:
     batch_id: int
     replica: int
     ids: list[int]  # the child ids (slots) this batch fills, fixed when it is requested
-    num_layers: int
+    num_layers: list[int]  # each child's depth: the depth schedule of its own child id
     version: int | None = None
     children: list[Child] = field(default_factory=list)  # empty until sampled
     params: dict[str, np.ndarray] | None = None  # sampling parameters (rl), kept with the batch
@@ -137,7 +137,9 @@ class Journal:
         self.events += 1
         self.elapsed = float(event.get("t", self.elapsed))
         if kind == "request":
-            batch = Batch(event["batch"], event["replica"], list(event["ids"]), event["layers"])
+            layers = event["layers"]  # one per child (older journals: one per batch)
+            layers = [layers] * len(event["ids"]) if isinstance(layers, int) else list(layers)
+            batch = Batch(event["batch"], event["replica"], list(event["ids"]), layers)
             self.batches[batch.batch_id] = batch
             self.next_child = max(self.next_child, batch.ids[-1] + 1)
             self.next_batch = max(self.next_batch, batch.batch_id + 1)
@@ -315,7 +317,7 @@ class Search:
             count = min(cfg.children_per_controller, cfg.max_children - j.next_child)
             ids = list(range(j.next_child, j.next_child + count))
             self._record({"e": "request", "batch": j.next_batch, "replica": replica, "ids": ids,
-                          "layers": cfg.arch_space.num_layers(ids[0])})
+                          "layers": [cfg.arch_space.num_layers(i) for i in ids]})
             nxt = j.batches[j.next_batch - 1]
         if close is None and nxt is None:
             return  # this replica is done

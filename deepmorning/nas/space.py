@@ -41,7 +41,7 @@ class SearchSpace:
     layers_start: int = 6
     layers_step: int = 2
     layers_every: int = 1600
-    layers_max: int | None = None
+    layers_max: int | None = None  # the deepest the schedule goes; None: no cap
 
     def __post_init__(self) -> None:
         for name in ("filter_heights", "filter_widths", "num_filters"):
@@ -57,6 +57,10 @@ class SearchSpace:
                 raise ValueError(f"{name} lists a value twice: {list(values)}")
         if self.layers_start < 1 or self.layers_every < 1 or self.layers_step < 0:
             raise ValueError("the depth schedule needs layers_start >= 1 and layers_every >= 1")
+        if self.layers_max is not None and self.layers_max < self.layers_start:
+            # 0 once meant "no cap"; a cap below the first depth is a mistake, not a schedule
+            raise ValueError(f"layers_max ({self.layers_max}) must be at least layers_start "
+                             f"({self.layers_start}); leave it out (null) for no cap")
 
     def token_choices(self) -> list[tuple[str, tuple[int, ...]]]:
         """The per-layer tokens in emission order, with their vocabularies."""
@@ -69,7 +73,7 @@ class SearchSpace:
     def num_layers(self, sample_index: int) -> int:
         """Depth for the ``sample_index``-th sampled architecture (0-based)."""
         depth = self.layers_start + self.layers_step * (sample_index // self.layers_every)
-        return min(depth, self.layers_max) if self.layers_max else depth
+        return depth if self.layers_max is None else min(depth, self.layers_max)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -31,6 +31,13 @@ def build_controller(space: AnySpace, hidden: int, lstm_layers: int, init_range:
     return kind(space, hidden=hidden, lstm_layers=lstm_layers, init_range=init_range)
 
 
+def controller_tensors(space: AnySpace, lstm_layers: int) -> int:
+    """The controller's parameter tensors: the most shards (``--param-servers``) its parameters
+    can be split into, since a shard holds whole tensors (22 for the paper's CNN space, 21 for
+    its cells). The count does not depend on the hidden size, so a 1-unit controller counts."""
+    return sum(1 for _ in build_controller(space, 1, lstm_layers, 0.08).parameters())
+
+
 def sample_random(space: AnySpace, num_layers: int, rng: random.Random) -> AnyArchitecture:
     if isinstance(space, CellSpace):
         return sample_uniform_cell(space, rng)

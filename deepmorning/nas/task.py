@@ -33,13 +33,35 @@ class ChildConfig:
     reward_power: float = 3.0  # ... cubed
     threads: int = 1  # torch threads per child (the search sets it from --cpus-per-child)
     trainer: str = "torch"
-    seed: int = 0  # the search sets it from --seed; child k trains with seed * 1_000_003 + k
+    seed: int = 0  # the search sets it from --seed; child k trains with child_seed(seed, k)
     gpus: float = 0.0  # GPUs the child was given (the search sets it from --gpus-per-child)
+
+
+# What a random stream of a run is for: part of its key, so no two purposes share a stream.
+STREAM_SAMPLE = 0  # the architectures of batch b (controller or random search)
+STREAM_CHILD = 1  # the training of child k
+
+
+def stream_seed(seed: int, purpose: int, index: int) -> int:
+    """A 64-bit seed for stream ``index`` (a batch id, a child id) of ``purpose`` in the run
+    with ``--seed seed``.
+
+    Keyed on (run seed, purpose, index) by :class:`numpy.random.SeedSequence`, which hashes the
+    key: two different run seeds share no stream (an arithmetic key such as
+    ``seed * 1_000_003 + index`` gives seed ``s`` index ``1_000_003`` the stream of seed
+    ``s + 1`` index 0), and the same key always gives the same stream.
+    """
+    import numpy as np  # not at import time: a synthetic child's worker stays small
+
+    if seed < 0:
+        raise ValueError(f"a run seed must not be negative (got {seed})")
+    key = np.random.SeedSequence(entropy=seed, spawn_key=(purpose, index))
+    return int(key.generate_state(1, np.uint64)[0])
 
 
 def child_seed(seed: int, child_id: int) -> int:
     """The torch seed of child ``child_id`` in a search run with ``--seed seed``."""
-    return seed * 1_000_003 + child_id
+    return stream_seed(seed, STREAM_CHILD, child_id)
 
 
 def hide_gpus() -> None:
