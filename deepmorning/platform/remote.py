@@ -13,7 +13,10 @@ for any run directory; the platform works in a local copy (``$DEEPMORNING_STAGIN
   the job deleted (old RL checkpoints) are deleted at the URI.
 
 So what a killed driver loses is what it wrote since its last checkpoint, the same as on a
-local disk, and ``--resume URI`` downloads the copy and continues from there. ``results show``,
+local disk, and ``--resume URI`` downloads the copy and continues from there. Files are
+uploaded oldest first, so the URI never holds a write without the older ones it may depend on.
+A working copy newer than the URI's (a driver killed between two mirrorings, resumed on the
+same machine) is kept and mirrored, not replaced: see :meth:`Mirror.refresh`. ``results show``,
 ``results plot``, ``rl evaluate`` and ``nas train`` read a URI the same way.
 
 Filesystems that live in this process (``pyarrow.fs._MockFileSystem``, a ``PyFileSystem`` over
