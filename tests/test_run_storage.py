@@ -198,3 +198,69 @@ def test_selftest_checks_that_a_uri_takes_a_file(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(DeepmorningError, match="cannot write to file://"):
         selftest.check_output(f"file://{blocker}/runs")
+
+
+def test_a_nas_run_at_a_uri_keeps_every_recorded_event_through_a_kill(ray_local, tmp_path,
+                                                                      staging):
+    """Each journal event reaches the URI before the driver acts on it: a driver killed with
+    the machine (its working copy gone too) loses no recorded child, and the resumed search
+    fills every child id exactly once."""
+    from test_nas_faults import Killed, _cfg, _die
+
+    from deepmorning.nas.search import Search, journal_path
+
+    cfg = _cfg(max_children=4, param_servers=1, controllers=1, children_per_controller=2,
+               cpus_per_child=1)
+    target = tmp_path / "bucket" / "nas"
+    uri = f"file://{target}"
+    run = RunDir.create(uri, "nas", "search", cfg.to_dict())
+    search = Search(cfg, run, resumed=False)
+    record, kinds = search._record, []
+
+    def record_then_die(event):  # killed right after the driver recorded its 4th event
+        record(event)
+        kinds.append(event["e"])
+        if len(kinds) == 4:
+            raise Killed(event["e"])
+
+    search._record = record_then_die
+    with pytest.raises(Killed):
+        search.run_search()
+    _die(search)
+    recorded = journal_path(run).read_text().splitlines()
+    assert [json.loads(line)["e"] for line in recorded] == ["request", "sample", "child",
+                                                            "child"]
+    shutil.rmtree(staging)  # no final sync, and the machine's working copy is gone
+
+    resumed = RunDir.resume(uri, group="nas")
+    assert journal_path(resumed).read_text().splitlines() == recorded
+    summary = Search(cfg, resumed, resumed=True).run_search()
+    events = [json.loads(line) for line in (target / "checkpoints" / "journal.jsonl")
+              .read_text().splitlines()]
+    assert sorted(e["child_id"] for e in events if e["e"] == "child") == [0, 1, 2, 3]
+    assert summary["children"] == 4
+
+
+def test_resume_keeps_a_working_copy_newer_than_the_uri(memfs, staging):
+    """A driver killed between two mirrorings leaves a working copy ahead of the URI: resuming
+    on that machine keeps it (and mirrors it), instead of replacing it with the older copy.
+    Once another machine has written the URI since, the URI's copy wins."""
+    uri = "mem://bucket/runs/nas-2"
+    run = RunDir.create(uri, "nas", "search", {"lr": 0.1})
+    journal = run.checkpoints / "journal.jsonl"
+    journal.write_text('{"e":"request"}\n')
+    run.sync()
+    with journal.open("a") as fh:  # recorded locally, not mirrored yet: then the kill
+        fh.write('{"e":"sample"}\n')
+    (run.checkpoints / "sampled").mkdir()
+    (run.checkpoints / "sampled" / "0.pt").write_bytes(b"params")
+
+    resumed = RunDir.resume(uri, group="nas")
+    assert journal.read_text().splitlines() == ['{"e":"request"}', '{"e":"sample"}']
+    assert (resumed.checkpoints / "sampled" / "0.pt").read_bytes() == b"params"
+    assert _read(memfs, "bucket/runs/nas-2/checkpoints/journal.jsonl").count("\n") == 2
+
+    with memfs.open_output_stream("bucket/runs/nas-2/checkpoints/journal.jsonl") as fh:
+        fh.write(b'{"e":"request"}\n{"e":"sample"}\n{"e":"child"}\n')  # another machine
+    again = RunDir.resume(uri, group="nas")
+    assert len((again.checkpoints / "journal.jsonl").read_text().splitlines()) == 3

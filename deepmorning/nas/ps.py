@@ -17,7 +17,10 @@
   one open batch: :meth:`ControllerReplica.step` pushes the previous batch's gradient before it
   samples the next one, and refuses a second open batch.
 
-Both are light actors (``num_cpus=0``); the CPUs and GPUs go to the children.
+Both are light actors (``num_cpus=0``); the CPUs and GPUs go to the children. Both are pinned
+to the driver's node (:func:`driver_node`): a server's state file lives in the run directory,
+which for a run at a URI is the driver's local working copy and on a cluster without shared
+storage exists only there; Ray would otherwise put a zero-CPU actor on any alive node.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 import numpy as np
 import ray
 import torch
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from deepmorning.nas.config import ControllerConfig
 from deepmorning.nas.controller import reinforce_loss
@@ -66,6 +70,19 @@ def initial_parameters(space: AnySpace, cfg: ControllerConfig, seed: int
 
 def build_controller(space: AnySpace, cfg: ControllerConfig) -> torch.nn.Module:
     return _build(space, cfg.hidden, cfg.lstm_layers, cfg.init_range)
+
+
+def driver_node() -> NodeAffinitySchedulingStrategy:
+    """Hard affinity to this process's node: where the control plane's state files are.
+
+    The servers' ``ps-<i>.pt`` are written under the run directory, which is the driver's
+    local working copy for a run at a URI (and the driver's disk on a cluster without shared
+    storage). Hard (``soft=False``): a server placed or restarted elsewhere would fail its first
+    save, or silently start from the initial parameters. A lost driver node ends the search
+    anyway; ``--resume`` starts the control plane again next to the new driver.
+    """
+    return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(),
+                                          soft=False)
 
 
 class ParameterServer:
@@ -282,8 +299,8 @@ def start_servers(space: AnySpace, cfg: ControllerConfig, num_shards: int, apply
     params = initial_parameters(space, cfg, seed)
     names = shard_names({k: v.size for k, v in params.items()}, num_shards)
     restarts = -1 if state_dir is not None else 0
-    actor = ray.remote(num_cpus=0, max_restarts=restarts, max_task_retries=restarts)(
-        ParameterServer)
+    actor = ray.remote(num_cpus=0, max_restarts=restarts, max_task_retries=restarts,
+                       scheduling_strategy=driver_node())(ParameterServer)
     prefix = f"deepmorning-nas-ps-{uuid.uuid4().hex[:8]}"
     shards = [
         actor.options(name=f"{prefix}-{i}").remote(
@@ -299,7 +316,8 @@ def start_replicas(count: int, space: AnySpace, cfg: ControllerConfig, shards: l
     """K replica actors of the run with seed ``seed``; each samples batch b from
     :func:`batch_stream` ``(seed, b)`` (never ``seed + k``: that is replica 0 of run seed
     ``seed + k``)."""
-    actor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3)(ControllerReplica)
+    actor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3,
+                       scheduling_strategy=driver_node())(ControllerReplica)
     shard_actor_names = ray.get([s.actor_name.remote() for s in shards])
     return [
         actor.remote(k, space.to_dict(), cfg.__dict__, shard_actor_names, names, strategy, seed)

@@ -227,6 +227,7 @@ class Search:
     # -- durability -----------------------------------------------------------------------------
     def _record(self, event: dict[str, Any]) -> None:
         self.journal.record({**event, "t": round(self.elapsed(), 3)})
+        self.run.sync()  # a run at a URI: every event reaches it before the driver acts on it
 
     def _repair_history(self) -> None:
         """Append the rows of children the journal recorded but history.csv missed (a kill)."""
@@ -345,7 +346,6 @@ class Search:
             self._record({"e": "updated", "batch": closed})
             self._params_path(closed).unlink(missing_ok=True)
             self.tracking.flush()
-            self.run.sync(force=False)  # a run at a URI: the journal reaches it per update
         if sampled is not None:
             result = out["sample"]
             if result["params"] is not None:

@@ -13,7 +13,10 @@ for any run directory; the platform works in a local copy (``$DEEPMORNING_STAGIN
   the job deleted (old RL checkpoints) are deleted at the URI.
 
 So what a killed driver loses is what it wrote since its last checkpoint, the same as on a
-local disk, and ``--resume URI`` downloads the copy and continues from there. ``results show``,
+local disk, and ``--resume URI`` downloads the copy and continues from there. Files are
+uploaded oldest first, so the URI never holds a write without the older ones it may depend on.
+A working copy newer than the URI's (a driver killed between two mirrorings, resumed on the
+same machine) is kept and mirrored, not replaced: see :meth:`Mirror.refresh`. ``results show``,
 ``results plot``, ``rl evaluate`` and ``nas train`` read a URI the same way.
 
 Filesystems that live in this process (``pyarrow.fs._MockFileSystem``, a ``PyFileSystem`` over
@@ -24,6 +27,7 @@ filesystem object; tests use them.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -105,21 +109,77 @@ class Mirror:
 
     def remote_files(self) -> list[str]:
         """Paths of the files under the URI, relative to it."""
+        return sorted(self.remote_sizes())
+
+    def remote_sizes(self) -> dict[str, int]:
+        """Size of each file under the URI, by path relative to it."""
         import pyarrow.fs as pafs
 
         if not self.is_dir():
-            return []
+            return {}
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
-        infos = self.filesystem.get_file_info(selector)
         prefix = self.root.strip("/") + "/"
-        names = (i.path.lstrip("/") for i in infos if i.type == pafs.FileType.File)
-        return sorted(n[len(prefix):] for n in names if n.startswith(prefix))
+        sizes = {}
+        for info in self.filesystem.get_file_info(selector):
+            name = info.path.lstrip("/")
+            if info.type == pafs.FileType.File and name.startswith(prefix):
+                sizes[name[len(prefix):]] = info.size
+        return sizes
 
     # -- copying ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Make the local copy current: keep it when it is newer than the URI's, else download.
+
+        The local copy is newer when the URI holds nothing it has not seen: every file there is
+        as this copy last sent it (or as it is locally now: a sync cut short), and every file
+        missing there was deleted here too. That is a copy whose driver was killed between two
+        mirrorings, on this machine; discarding it would lose what it recorded since. Its
+        changes are uploaded by the next :meth:`sync`. Anything else (no local copy, another
+        machine wrote the URI since) is replaced by the URI's.
+        """
+        sent = self._load_state()
+        if sent is not None and self.local.is_dir() and self._descends(sent):
+            self._sent = sent
+            self._last = time.monotonic()
+            return
+        self.download()
+
+    def _descends(self, sent: dict[str, tuple[int, int]]) -> bool:
+        there = self.remote_sizes()
+        for name, size in there.items():
+            here = self.local / name
+            if name in sent and sent[name][0] == size:
+                continue
+            if not (here.is_file() and here.stat().st_size == size):
+                return False
+        return all(not (self.local / name).exists() for name in sent if name not in there)
+
+    @property
+    def _state_path(self) -> Path:
+        """What this copy last sent to the URI; beside the copy, so never mirrored."""
+        return self.local.parent / f".{self.local.name}.mirror.json"
+
+    def _save_state(self) -> None:
+        path = self._state_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"uri": self.uri, "sent": self._sent}))
+        os.replace(tmp, path)
+
+    def _load_state(self) -> dict[str, tuple[int, int]] | None:
+        try:
+            state = json.loads(self._state_path.read_text())
+        except (OSError, ValueError):
+            return None
+        if state.get("uri") != self.uri:
+            return None
+        return {name: (int(size), int(mtime)) for name, (size, mtime) in state["sent"].items()}
+
     def download(self) -> None:
         """Replace the local copy with what the URI holds."""
         shutil.rmtree(self.local, ignore_errors=True)
         self.local.mkdir(parents=True, exist_ok=True)
+        self._sent = {}
         for name in self.remote_files():
             target = self.local / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -128,10 +188,16 @@ class Mirror:
                 shutil.copyfileobj(src, dst)
             stat = target.stat()
             self._sent[name] = (stat.st_size, stat.st_mtime_ns)
+        self._save_state()
         self._last = time.monotonic()
 
     def sync(self, force: bool = True) -> None:
-        """Upload what changed locally and delete what was deleted; throttled unless forced."""
+        """Upload what changed locally and delete what was deleted; throttled unless forced.
+
+        Files go oldest first (by modification time), so the URI never holds a file without
+        the older writes it may depend on: a NAS journal line reaches it after the server
+        states and sampling parameters written before it.
+        """
         if not force and time.monotonic() - self._last < SYNC_EVERY_S:
             return
         local = {
@@ -140,10 +206,11 @@ class Mirror:
         }
         try:
             self.filesystem.create_dir(self.root, recursive=True)
-            for name, path in sorted(local.items()):
-                stat = path.stat()
-                if self._sent.get(name) == (stat.st_size, stat.st_mtime_ns):
-                    continue
+            stats = {name: path.stat() for name, path in local.items()}
+            changed = [name for name, stat in stats.items()
+                       if self._sent.get(name) != (stat.st_size, stat.st_mtime_ns)]
+            for name in sorted(changed, key=lambda n: (stats[n].st_mtime_ns, n)):
+                path, stat = local[name], stats[name]
                 remote = f"{self.root}/{name}"
                 parent = remote.rsplit("/", 1)[0]
                 self.filesystem.create_dir(parent, recursive=True)
@@ -153,6 +220,7 @@ class Mirror:
             for name in [n for n in self._sent if n not in local]:
                 self.filesystem.delete_file(f"{self.root}/{name}")
                 del self._sent[name]
+            self._save_state()
         except OSError as exc:
             raise DeepmorningError(
                 f"cannot write the run to {self.uri}: {first_line(exc)}"

@@ -201,7 +201,7 @@ class RunDir:
                 raise DeepmorningError(
                     f"{run.location} is not a deepmorning run directory (no {RUN_FILE})"
                 )
-            run.mirror.download()
+            run.mirror.refresh()  # a newer local copy (a killed driver's) is kept
         if not run.path.is_dir():
             raise DeepmorningError(f"run directory {run.location} does not exist")
         if not run.exists():
