@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +32,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a CLI child that a test sends SIGINT (Ctrl-C).
+
+    A child inherits an ignored SIGINT (a test run started in the background, ``cmd &``, has
+    it ignored), and Python then installs no KeyboardInterrupt handler: the child would never
+    see the Ctrl-C. Restore the default before ``exec`` so that Python installs its own.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @dataclass

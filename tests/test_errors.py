@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 import pytest
-from conftest import free_port, run_cli
+from conftest import default_sigint, free_port, run_cli
 
 from deepmorning import cli as cli_mod
 from deepmorning.platform import errors
@@ -302,7 +302,8 @@ def _start_search(argv: list[str], cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "COLUMNS": "160", "HOME": str(home)}
     env.pop("RAY_ADDRESS", None)
     return subprocess.Popen([sys.executable, "-m", "deepmorning", *argv], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # it is sent Ctrl-C
 
 
 def _rows(run: Path) -> int:
