@@ -391,6 +391,35 @@ def test_a_run_at_a_uri_lands_there_and_reads_back(tmp_path):
     assert "curves.png" in shown.stdout
 
 
+def test_a_resume_at_a_uri_downloads_the_run_once(ray_local, tmp_path, monkeypatch, capsys):
+    """``tune toy --resume file://…`` opens the run directory once (issue 20: three times, three
+    full downloads from a bucket); flags given with it are named as ignored. The run here was
+    stopped before its first trial, so the resume ends at the Tune experiment check."""
+    from deepmorning import cli
+    from deepmorning.platform import remote
+    from deepmorning.platform.rundir import RunDir
+
+    monkeypatch.setenv(remote.STAGING_ENV, str(tmp_path / "staging"))
+    uri = (tmp_path / "bucket" / "study").as_uri()
+    cfg = runner.resolve(runner.TuneRequest(model="toy"))
+    RunDir.create(uri, runner.GROUP, runner.run_name(cfg), cfg)
+    downloads = []
+    download = remote.Mirror.download
+
+    def counted(mirror: remote.Mirror) -> None:
+        downloads.append(mirror.uri)
+        download(mirror)
+
+    monkeypatch.setattr(remote.Mirror, "download", counted)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["tune", "toy", "--resume", uri, "--num-samples", "3"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2, err
+    assert downloads == [uri]
+    assert "ignoring --num-samples" in err and "no Tune experiment state to resume" in err
+
+
 def test_readme_study_line_runs_from_an_empty_directory(tmp_path):
     """The README's `deepmorning tune basics --study batchnorm`, as printed: default relative
     runs/, a claim table that held and its files."""

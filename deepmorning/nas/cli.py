@@ -6,10 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from deepmorning.platform import console, runtime
 from deepmorning.platform.errors import DeepmorningError
-from deepmorning.platform.rundir import RunDir, default_output, open_or_create
+from deepmorning.platform.rundir import (
+    RunDir,
+    default_output,
+    open_or_create,
+    warn_ignored_on_resume,
+)
 from deepmorning.platform.storage import check_shared_output
 from deepmorning.platform.tracking import MLFLOW_HELP
 
@@ -93,9 +99,11 @@ def search_cmd(settings, preset: str, search_space: str, config_file: Path | Non
     if resume is not None:
         run = RunDir.resume(resume, group="nas")
         stored = run.config
-        if given.keys() - {"max_children"}:
-            console.warn("resuming uses the run's stored configuration; only --max-children "
-                         "may change")
+        ctx = click.get_current_context()
+        warn_ignored_on_resume(
+            [name for name in ctx.params
+             if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT],
+            honoured={"max_children", "mlflow_uri", "cluster_config"})
         if "max_children" in given:
             stored["max_children"] = given["max_children"]
             run.write_json("config.json", stored)

@@ -364,6 +364,20 @@ def open_or_create(
     return RunDir.create(path, group, name, config), False
 
 
+def warn_ignored_on_resume(given: Iterable[str], honoured: Iterable[str] = ()) -> list[str]:
+    """The one policy for flags given with ``--resume``: the run's stored configuration wins,
+    and a warning names every flag that is ignored. ``given``: the parameter names the user
+    typed; ``honoured``: those the command still applies on a resume (``--resume`` itself is).
+    Returns the ignored flags."""
+    ignored = sorted(set(given) - set(honoured) - {"resume"})
+    flags = ["--" + name.replace("_", "-") for name in ignored]
+    if flags:
+        from deepmorning.platform.console import warn
+
+        warn(f"resuming uses the run's stored configuration; ignoring {', '.join(flags)}")
+    return flags
+
+
 def _same_place(a: str | Path, b: str | Path) -> bool:
     if remote.is_remote(a) or remote.is_remote(b):
         return str(a).rstrip("/") == str(b).rstrip("/")

@@ -309,17 +309,18 @@ def restore_tuner(cfg: Mapping[str, Any], model: registry.TuneModel, run: rundir
 
 # -- the run ---------------------------------------------------------------------------------
 def prepare(req: TuneRequest) -> tuple[dict[str, Any], rundir.RunDir | None]:
-    """Everything that can fail before Ray starts: the config, or the run to resume."""
+    """Everything that can fail before Ray starts: the config, or the run to resume (opened
+    here, once: for a run at a URI, that is its one download)."""
     if req.resume is not None:
         if req.output is not None:
             raise DeepmorningError("give either --output or --resume, not both")
-        run = rundir.RunDir.open(req.resume)
-        if run.info.get("group") != GROUP:
-            raise DeepmorningError(f"{run.path} is a '{run.info.get('group')}' run, not a tune run")
+        run = rundir.RunDir.resume(req.resume, group=GROUP)
         cfg = run.config
         if cfg.get("model") != req.model:
-            raise DeepmorningError(f"{run.path} is a run of {cfg.get('model')}, not {req.model}")
+            raise DeepmorningError(f"{run.location} is a run of {cfg.get('model')}, not "
+                                   f"{req.model}")
         registry.get(cfg["model"])
+        rundir.warn_ignored_on_resume(req.given, honoured={"mlflow"})
         return cfg, run
     cfg = resolve(req)
     if req.output is not None:
@@ -331,18 +332,16 @@ def run_name(cfg: Mapping[str, Any]) -> str:
     return f"{cfg['model']}-{cfg['study']}" if cfg.get("study") else cfg["model"]
 
 
-def run(req: TuneRequest) -> dict[str, Any]:
-    """Run (or resume) a Tune run or claim study; returns its summary. Connects to Ray (the
+def run(req: TuneRequest, prepared: tuple[dict[str, Any], rundir.RunDir | None] | None = None
+        ) -> dict[str, Any]:
+    """Run (or resume) a Tune run or claim study; returns its summary. ``prepared``: what
+    :func:`prepare` returned for ``req``, when the caller already ran it. Connects to Ray (the
     caller shuts it down)."""
     from deepmorning.platform import console, runtime
     from deepmorning.platform.storage import check_shared_output
     from deepmorning.tuning.progress import quiet_tune
 
-    cfg, run_dir = prepare(req)
-    if run_dir is not None:
-        if req.given - {"resume", "mlflow"}:
-            console.warn("resuming uses the run's stored configuration; other flags are ignored")
-        run_dir = rundir.RunDir.resume(run_dir.location, group=GROUP)
+    cfg, run_dir = prepared if prepared is not None else prepare(req)
     model = registry.get(cfg["model"])
     mlflow_plan = prepare_mlflow(req.mlflow, f"{GROUP}-{cfg['model']}", run_dir)
     if run_dir is not None and mlflow_plan is not None and mlflow_plan.run_id is None:
