@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,3 +148,24 @@ def _forget_cluster(port: int) -> None:
             note.unlink()
     except OSError:
         pass
+
+
+@contextmanager
+def published_node_groups(**groups: dict[str, float]) -> Iterator[None]:
+    """The node groups an autoscaler publishes in the GCS (name -> resources, 0 to 4 nodes
+    each), as Ray's autoscaler does on a ``ray up`` or KubeRay cluster; removed afterwards.
+    Needs a connected Ray (``ray_local``)."""
+    from ray._raylet import GCS_AUTOSCALER_CLUSTER_CONFIG_KEY, GCS_AUTOSCALER_STATE_NAMESPACE
+    from ray.core.generated import autoscaler_pb2
+    from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_put
+
+    published = autoscaler_pb2.ClusterConfig(node_group_configs=[
+        autoscaler_pb2.NodeGroupConfig(name=name, resources=resources, min_count=0, max_count=4)
+        for name, resources in groups.items()])
+    _internal_kv_put(GCS_AUTOSCALER_CLUSTER_CONFIG_KEY, published.SerializeToString(),
+                     namespace=GCS_AUTOSCALER_STATE_NAMESPACE)
+    try:
+        yield
+    finally:
+        _internal_kv_del(GCS_AUTOSCALER_CLUSTER_CONFIG_KEY,
+                         namespace=GCS_AUTOSCALER_STATE_NAMESPACE)

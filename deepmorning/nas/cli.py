@@ -165,11 +165,9 @@ def check_resources(cfg, conn: runtime.Connection, node_types=None) -> str | Non
     """
     from deepmorning.platform import capacity
 
-    if node_types is None:
-        node_types = capacity.node_types_from_cluster()
     need = {"CPU": cfg.cpus_per_child, "GPU": cfg.gpus_per_child}
-    nodes = [{"CPU": n["cpus"], "GPU": n["gpus"]} for n in conn.nodes]
-    return capacity.check_fits(need, nodes, node_types, "child")
+    return capacity.check_cluster(need, conn, "child", node_types=node_types,
+                                  less="--gpus-per-child 0", cluster_config_flag=True)
 
 
 @nas.command("train")

@@ -348,7 +348,9 @@ def run(req: TuneRequest, prepared: tuple[dict[str, Any], rundir.RunDir | None] 
         raise DeepmorningError(f"--mlflow: {run_dir.location} was started without it, and Tune "
                                "resumes a study with the callbacks it started with")
     conn = runtime.connect(req.address, log_to_driver=req.debug)  # trials log to their files
-    check_resources(cfg, conn)
+    note = check_resources(cfg, conn)
+    if note and not req.quiet:
+        console.console.print(note)
     if run_dir is None:
         target = req.output or rundir.default_output(GROUP, run_name(cfg))
         check_shared_output(target, len(conn.nodes))
@@ -381,19 +383,14 @@ def run(req: TuneRequest, prepared: tuple[dict[str, Any], rundir.RunDir | None] 
     return write_outputs(run_dir, grid, cfg, model, time.monotonic() - started, req.quiet)
 
 
-def check_resources(cfg: Mapping[str, Any], conn: Any) -> None:
-    """A trial that fits on no node would wait forever: refuse it at once."""
-    cpus = max((n["cpus"] for n in conn.nodes), default=0.0)
-    gpus = max((n["gpus"] for n in conn.nodes), default=0.0)
-    if cfg["gpus_per_trial"] > 0 and gpus == 0:
-        raise DeepmorningError(f"trials ask for {cfg['gpus_per_trial']:g} GPU each but the Ray "
-                               "cluster has no GPU; pass --gpus-per-trial 0 or use a GPU cluster")
-    if cfg["gpus_per_trial"] > gpus:
-        raise DeepmorningError(f"trials ask for {cfg['gpus_per_trial']:g} GPUs each but no node "
-                               f"has more than {gpus:g}")
-    if cfg["cpus_per_trial"] > cpus:
-        raise DeepmorningError(f"trials ask for {cfg['cpus_per_trial']:g} CPUs each but no node "
-                               f"has more than {cpus:g}")
+def check_resources(cfg: Mapping[str, Any], conn: Any) -> str | None:
+    """A trial that fits on no node, now or once the autoscaler adds one, would wait forever:
+    refuse it at once (one line). Returns a note when the trials wait for the autoscaler."""
+    from deepmorning.platform import capacity
+
+    need = {"CPU": cfg["cpus_per_trial"], "GPU": cfg["gpus_per_trial"]}
+    less = "--gpus-per-trial 0" if cfg["gpus_per_trial"] > 0 else "--cpus-per-trial 1"
+    return capacity.check_cluster(need, conn, "trial", less=less)
 
 
 # -- outputs ---------------------------------------------------------------------------------
