@@ -156,9 +156,9 @@ def test_flags_given_with_resume_are_named_and_ray_is_shut_down(tmp_path, capsys
                       str(run.path))
     assert code == 2 and "is a run on CartPole-v1, not Pendulum-v1" in err
     code, err = _main(capsys, "rl", "train", "dqn", "--env", "CartPole-v1", "--resume",
-                      str(run.path), "--timesteps", "5", "--seed", "3")
+                      str(run.path), "--timesteps", "5", "--seed", "3", "--set", "lr=0.1")
     assert code == 0, err
-    assert "warning: resuming uses the run's stored configuration; ignoring --seed, " \
+    assert "warning: resuming uses the run's stored configuration; ignoring --seed, --set, " \
         "--timesteps" in err
     assert json.loads((run.path / "summary.json").read_text())["env_steps"] >= 256
     assert not ray.is_initialized()

@@ -428,11 +428,11 @@ def test_a_resume_at_a_uri_downloads_the_run_once(ray_local, tmp_path, monkeypat
     monkeypatch.setattr(remote.Mirror, "download", counted)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exited:
-        cli.main(["tune", "toy", "--resume", uri, "--num-samples", "3"])
+        cli.main(["tune", "toy", "--resume", uri, "--num-samples", "3", "--set", "lr=0.01"])
     err = capsys.readouterr().err
     assert exited.value.code == 2, err
     assert downloads == [uri]
-    assert "ignoring --num-samples" in err and "no Tune experiment state to resume" in err
+    assert "ignoring --num-samples, --set\n" in err and "no Tune experiment state to resume" in err
 
 
 def test_readme_study_line_runs_from_an_empty_directory(tmp_path):

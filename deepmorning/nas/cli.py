@@ -101,9 +101,9 @@ def search_cmd(settings, preset: str, search_space: str, config_file: Path | Non
         stored = run.config
         ctx = click.get_current_context()
         warn_ignored_on_resume(
-            [name for name in ctx.params
-             if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT],
-            honoured={"max_children", "mlflow_uri", "cluster_config"})
+            [p.opts[0] for p in ctx.command.params if isinstance(p, click.Option)
+             and ctx.get_parameter_source(p.name) is not ParameterSource.DEFAULT],
+            honoured={"--max-children", "--mlflow", "--cluster-config"})
         if "max_children" in given:
             stored["max_children"] = given["max_children"]
             run.write_json("config.json", stored)

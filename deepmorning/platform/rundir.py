@@ -366,11 +366,15 @@ def open_or_create(
 
 def warn_ignored_on_resume(given: Iterable[str], honoured: Iterable[str] = ()) -> list[str]:
     """The one policy for flags given with ``--resume``: the run's stored configuration wins,
-    and a warning names every flag that is ignored. ``given``: the parameter names the user
-    typed; ``honoured``: those the command still applies on a resume (``--resume`` itself is).
+    and a warning names every flag that is ignored. ``given``: what the user typed, as flags
+    (``--num-samples``) or parameter names (``num_samples``); ``honoured``: those the command
+    still applies on a resume, written the same way (``--resume`` itself always is).
     Returns the ignored flags."""
-    ignored = sorted(set(given) - set(honoured) - {"resume"})
-    flags = ["--" + name.replace("_", "-") for name in ignored]
+    def flag(name: str) -> str:
+        return name if name.startswith("-") else "--" + name.replace("_", "-")
+
+    kept = {flag(name) for name in honoured} | {"--resume"}
+    flags = sorted({flag(name) for name in given} - kept)
     if flags:
         from deepmorning.platform.console import warn
 

@@ -64,8 +64,8 @@ def train_cmd(settings, algo: str, env_id: str | None, preset: str | None, times
     if eval_every is not None and eval_every < 0:
         raise DeepmorningError("--eval-every must be >= 0")
     ctx = click.get_current_context()
-    given = frozenset(name for name in ctx.params
-                      if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT)
+    given = frozenset(p.opts[0] for p in ctx.command.params if isinstance(p, click.Option)
+                      and ctx.get_parameter_source(p.name) is not ParameterSource.DEFAULT)
     req = TrainRequest(
         algo=algo, env=env_id or "", preset=preset, timesteps=timesteps,
         num_env_runners=num_env_runners, num_gpus_per_learner=num_gpus_per_learner,

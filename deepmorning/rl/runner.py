@@ -59,7 +59,7 @@ class TrainRequest:
     address: str | None = None
     quiet: bool = False
     mlflow: str | None = None  # --mlflow: a tracking URI, '' for MLflow's default, None: off
-    given: frozenset[str] = frozenset()  # flags the user typed (warned about on --resume)
+    given: frozenset[str] = frozenset()  # options the user typed (--timesteps, ...)
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -333,7 +333,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
         raise DeepmorningError(f"{run.location} is a run on {cfg.get('env')}, not {req.env}")
     spec = registry.get(cfg["algo"])
     if resumed:
-        rundir.warn_ignored_on_resume(req.given, honoured={"algo", "env_id", "mlflow_uri"})
+        rundir.warn_ignored_on_resume(req.given, honoured={"--env", "--mlflow"})
         mlflow_plan = prepare_mlflow(req.mlflow, f"rl-{cfg['algo']}", run)
         _note(check_resources(cfg, connect(req.address)), req.quiet)
     if mlflow_plan is not None:

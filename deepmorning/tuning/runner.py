@@ -320,7 +320,8 @@ def prepare(req: TuneRequest) -> tuple[dict[str, Any], rundir.RunDir | None]:
             raise DeepmorningError(f"{run.location} is a run of {cfg.get('model')}, not "
                                    f"{req.model}")
         registry.get(cfg["model"])
-        rundir.warn_ignored_on_resume(req.given, honoured={"mlflow"})
+        rundir.warn_ignored_on_resume(
+            ["--set" if name == "sets" else name for name in req.given], honoured={"mlflow"})
         return cfg, run
     cfg = resolve(req)
     if req.output is not None:
