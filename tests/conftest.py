@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a CLI child that a test sends SIGINT (Ctrl-C).
+
+    A child inherits an ignored SIGINT (a test run started in the background, ``cmd &``, has
+    it ignored), and Python then installs no KeyboardInterrupt handler: the child would never
+    see the Ctrl-C. Restore the default before ``exec`` so that Python installs its own.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @dataclass
@@ -136,3 +148,24 @@ def _forget_cluster(port: int) -> None:
             note.unlink()
     except OSError:
         pass
+
+
+@contextmanager
+def published_node_groups(**groups: dict[str, float]) -> Iterator[None]:
+    """The node groups an autoscaler publishes in the GCS (name -> resources, 0 to 4 nodes
+    each), as Ray's autoscaler does on a ``ray up`` or KubeRay cluster; removed afterwards.
+    Needs a connected Ray (``ray_local``)."""
+    from ray._raylet import GCS_AUTOSCALER_CLUSTER_CONFIG_KEY, GCS_AUTOSCALER_STATE_NAMESPACE
+    from ray.core.generated import autoscaler_pb2
+    from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_put
+
+    published = autoscaler_pb2.ClusterConfig(node_group_configs=[
+        autoscaler_pb2.NodeGroupConfig(name=name, resources=resources, min_count=0, max_count=4)
+        for name, resources in groups.items()])
+    _internal_kv_put(GCS_AUTOSCALER_CLUSTER_CONFIG_KEY, published.SerializeToString(),
+                     namespace=GCS_AUTOSCALER_STATE_NAMESPACE)
+    try:
+        yield
+    finally:
+        _internal_kv_del(GCS_AUTOSCALER_CLUSTER_CONFIG_KEY,
+                         namespace=GCS_AUTOSCALER_STATE_NAMESPACE)

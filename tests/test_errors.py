@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 import pytest
-from conftest import free_port, run_cli
+from conftest import default_sigint, free_port, run_cli
 
 from deepmorning import cli as cli_mod
 from deepmorning.platform import errors
@@ -200,6 +200,34 @@ def test_bad_or_unreachable_addresses_are_one_line(tmp_path, argv, fragment):
     assert not (tmp_path / "rl").exists()  # nothing was created for a run that cannot start
 
 
+AREAS = [["nas", "search"], ["rl", "train", "dqn", "--env", "CartPole-v1"], ["tune", "srcnn"]]
+
+
+@pytest.mark.parametrize("argv", AREAS, ids=[a[0] for a in AREAS])
+def test_an_output_that_cannot_be_created_is_one_line_before_ray_starts(tmp_path, argv):
+    """``--output /proc/x`` or a path under a file: the run directory's own check says so in one
+    line (status 2) in every area, before Ray starts; no error log is written anywhere."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    output = blocker / "run"
+    (tmp_path / "tmp").mkdir()
+    res = run_cli(*argv, "--output", str(output), cwd=tmp_path,
+                  env={"RAY_TMPDIR": str(tmp_path / "raytmp"), "TMPDIR": str(tmp_path / "tmp")},
+                  timeout=120)
+    assert_one_line(res.returncode, res.stderr,
+                    f"cannot create output directory {output}: {blocker} is not a directory")
+    assert res.returncode == 2
+    assert not (tmp_path / "raytmp").exists()  # Ray never started
+    assert not list((tmp_path / "tmp").glob("deepmorning-error-*"))
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+def test_a_run_directory_under_proc_is_refused_in_one_line():
+    with pytest.raises(errors.DeepmorningError,
+                       match="^cannot create output directory /proc/x: No such file"):
+        RunDir.ensure_new("/proc/x")
+
+
 # -- runtime failures on real Ray ---------------------------------------------------------------
 def test_ray_failures_are_summarised_in_one_line(ray_local, tmp_path):
     import ray
@@ -302,7 +330,8 @@ def _start_search(argv: list[str], cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "COLUMNS": "160", "HOME": str(home)}
     env.pop("RAY_ADDRESS", None)
     return subprocess.Popen([sys.executable, "-m", "deepmorning", *argv], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # it is sent Ctrl-C
 
 
 def _rows(run: Path) -> int:

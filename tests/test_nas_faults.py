@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import ray
 import torch
+from conftest import published_node_groups
 
 from deepmorning.nas import ps
 from deepmorning.nas.child import child_seed
@@ -260,26 +261,15 @@ def test_a_missing_or_empty_cluster_config_is_one_line(tmp_path):
 
 def test_node_types_are_read_from_the_running_cluster(ray_local):
     """The autoscaler publishes its node groups in the GCS; the check reads them there."""
-    from ray._raylet import GCS_AUTOSCALER_CLUSTER_CONFIG_KEY, GCS_AUTOSCALER_STATE_NAMESPACE
-    from ray.core.generated import autoscaler_pb2
-    from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_put
-
     from deepmorning.nas.cli import check_resources
     from deepmorning.platform.runtime import describe
 
     cfg = _cfg(gpus_per_child=1)
     with pytest.raises(DeepmorningError, match="no GPU"):
         check_resources(cfg, describe())
-    published = autoscaler_pb2.ClusterConfig(node_group_configs=[autoscaler_pb2.NodeGroupConfig(
-        name="gpu-group", resources={"CPU": 8, "GPU": 1}, min_count=0, max_count=4)])
-    _internal_kv_put(GCS_AUTOSCALER_CLUSTER_CONFIG_KEY, published.SerializeToString(),
-                     namespace=GCS_AUTOSCALER_STATE_NAMESPACE)
-    try:
+    with published_node_groups(**{"gpu-group": {"CPU": 8, "GPU": 1}}):
         note = check_resources(cfg, describe())
         assert "gpu-group" in note
-    finally:
-        _internal_kv_del(GCS_AUTOSCALER_CLUSTER_CONFIG_KEY,
-                         namespace=GCS_AUTOSCALER_STATE_NAMESPACE)
 
 
 # -- the recurrent-cell search ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ runs/<dir>``. Only ``--timesteps`` (and ``--checkpoint-every``) are added to kee
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli
+import ray
+import torch
+from conftest import published_node_groups, run_cli
+
+from deepmorning.platform.errors import DeepmorningError
+from deepmorning.platform.rundir import RunDir
+from deepmorning.platform.runtime import Connection
+from deepmorning.rl import runner
 
 README_LINES = {
     # deepmorning rl train dqn --env CartPole-v1 --eval-every 5000
@@ -95,3 +103,62 @@ def test_readme_rl_line_survives_kill_resume_and_evaluate_from_relative_runs(alg
     assert res.returncode == 0, res.stderr
     assert "over 2 episodes" in res.stdout.replace("\n", " ")
     assert "Deprecat" not in res.stdout + res.stderr  # RLlib's notice about its own internals
+
+
+# -- the job around the training: resources, --resume flags, Ray shut down --------------------
+def _main(capsys, *args: str) -> tuple[int, str]:
+    """``deepmorning ARGS`` in this process: (exit status, stderr)."""
+    from deepmorning import cli
+
+    capsys.readouterr()
+    try:
+        cli.main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_gpu_learner_without_a_gpu_here_is_one_line_and_ray_is_shut_down(tmp_path, capsys):
+    """The Learner runs in the driver: ``--num-gpus-per-learner 1`` on a CPU machine is one
+    line (was RLlib's AssertionError, status 1, and a run directory left behind)."""
+    code, err = _main(capsys, "rl", "train", "dqn", "--env", "CartPole-v1",
+                      "--num-gpus-per-learner", "1", "--output", str(tmp_path / "run"))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith("error: the learner asks for 1 GPU but runs in this driver")
+    assert not (tmp_path / "run").exists()
+    assert not ray.is_initialized()  # the command shuts down the Ray it started, on error too
+
+
+def test_env_runners_are_checked_against_the_autoscalers_node_types(ray_local):
+    """Each EnvRunner asks for 1 CPU: on a CPU-less head it waits for a worker type the
+    autoscaler can add, and is refused when there is none (the check NAS and Tune use)."""
+    head_only = Connection("cluster", "", None, ray.__version__,
+                           nodes=[{"cpus": 0.0, "gpus": 0.0}])
+    cfg = {"num_env_runners": 2, "num_gpus_per_learner": 0}
+    with pytest.raises(DeepmorningError, match="each EnvRunner asks for 1 CPU"):
+        runner.check_resources(cfg, head_only)
+    with published_node_groups(cpu={"CPU": 4}):
+        note = runner.check_resources(cfg, head_only)
+    assert note is not None and "'cpu'" in note
+    assert runner.check_resources({**cfg, "num_env_runners": 0}, head_only) is None
+
+
+def test_flags_given_with_resume_are_named_and_ray_is_shut_down(tmp_path, capsys):
+    """``--resume`` keeps the stored configuration and says which flags it ignores (the
+    warning NAS and Tune give); the same --env is no change. Ray is shut down at the end."""
+    req = runner.TrainRequest(algo="dqn", env="CartPole-v1", timesteps=256, eval_episodes=2)
+    cfg = runner.resolve_config(req)
+    run = RunDir.create(tmp_path / "run", "rl", "dqn-cartpole-v1", cfg)  # stopped at once
+    code, err = _main(capsys, "rl", "train", "dqn", "--env", "Pendulum-v1", "--resume",
+                      str(run.path))
+    assert code == 2 and "is a run on CartPole-v1, not Pendulum-v1" in err
+    code, err = _main(capsys, "rl", "train", "dqn", "--env", "CartPole-v1", "--resume",
+                      str(run.path), "--timesteps", "5", "--seed", "3", "--set", "lr=0.1")
+    assert code == 0, err
+    assert "warning: resuming uses the run's stored configuration; ignoring --seed, --set, " \
+        "--timesteps" in err
+    assert json.loads((run.path / "summary.json").read_text())["env_steps"] >= 256
+    assert not ray.is_initialized()

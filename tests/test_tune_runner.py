@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import ray.cloudpickle
 import tune_toy
-from conftest import REPO, run_cli
+from conftest import REPO, published_node_groups, run_cli
 
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.tuning import progress, registry, report, runner, space, trial
@@ -389,6 +389,50 @@ def test_a_run_at_a_uri_lands_there_and_reads_back(tmp_path):
     shown = run_cli("results", "show", uri, env=env, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "curves.png" in shown.stdout
+
+
+def test_gpu_trials_wait_for_the_autoscalers_gpu_nodes_instead_of_being_refused(ray_local):
+    """``--gpus-per-trial 0.5`` on a cluster whose GPU workers start at 0 (every shipped
+    config): the check that NAS uses, with the node types the autoscaler publishes."""
+    from deepmorning.platform.runtime import describe
+
+    cfg = runner.resolve(runner.TuneRequest(model="toy", gpus_per_trial=0.5))
+    with pytest.raises(DeepmorningError, match="no GPU"):
+        runner.check_resources(cfg, describe())  # no GPU now, none the autoscaler can add
+    with published_node_groups(**{"gpu-group": {"CPU": 8, "GPU": 1}}):
+        note = runner.check_resources(cfg, describe())
+        assert note is not None and "'gpu-group'" in note and "\n" not in note
+        with pytest.raises(DeepmorningError, match="16 CPU"):
+            runner.check_resources({**cfg, "cpus_per_trial": 16.0}, describe())
+
+
+def test_a_resume_at_a_uri_downloads_the_run_once(ray_local, tmp_path, monkeypatch, capsys):
+    """``tune toy --resume file://…`` opens the run directory once (issue 20: three times, three
+    full downloads from a bucket); flags given with it are named as ignored. The run here was
+    stopped before its first trial, so the resume ends at the Tune experiment check."""
+    from deepmorning import cli
+    from deepmorning.platform import remote
+    from deepmorning.platform.rundir import RunDir
+
+    monkeypatch.setenv(remote.STAGING_ENV, str(tmp_path / "staging"))
+    uri = (tmp_path / "bucket" / "study").as_uri()
+    cfg = runner.resolve(runner.TuneRequest(model="toy"))
+    RunDir.create(uri, runner.GROUP, runner.run_name(cfg), cfg)
+    downloads = []
+    download = remote.Mirror.download
+
+    def counted(mirror: remote.Mirror) -> None:
+        downloads.append(mirror.uri)
+        download(mirror)
+
+    monkeypatch.setattr(remote.Mirror, "download", counted)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["tune", "toy", "--resume", uri, "--num-samples", "3", "--set", "lr=0.01"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2, err
+    assert downloads == [uri]
+    assert "ignoring --num-samples, --set\n" in err and "no Tune experiment state to resume" in err
 
 
 def test_readme_study_line_runs_from_an_empty_directory(tmp_path):

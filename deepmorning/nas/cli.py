@@ -6,10 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from deepmorning.platform import console, runtime
 from deepmorning.platform.errors import DeepmorningError
-from deepmorning.platform.rundir import RunDir, default_output, open_or_create
+from deepmorning.platform.rundir import (
+    RunDir,
+    default_output,
+    open_or_create,
+    warn_ignored_on_resume,
+)
 from deepmorning.platform.storage import check_shared_output
 from deepmorning.platform.tracking import MLFLOW_HELP
 
@@ -93,9 +99,11 @@ def search_cmd(settings, preset: str, search_space: str, config_file: Path | Non
     if resume is not None:
         run = RunDir.resume(resume, group="nas")
         stored = run.config
-        if given.keys() - {"max_children"}:
-            console.warn("resuming uses the run's stored configuration; only --max-children "
-                         "may change")
+        ctx = click.get_current_context()
+        warn_ignored_on_resume(
+            [p.opts[0] for p in ctx.command.params if isinstance(p, click.Option)
+             and ctx.get_parameter_source(p.name) is not ParameterSource.DEFAULT],
+            honoured={"--max-children", "--mlflow", "--cluster-config"})
         if "max_children" in given:
             stored["max_children"] = given["max_children"]
             run.write_json("config.json", stored)
@@ -157,11 +165,9 @@ def check_resources(cfg, conn: runtime.Connection, node_types=None) -> str | Non
     """
     from deepmorning.platform import capacity
 
-    if node_types is None:
-        node_types = capacity.node_types_from_cluster()
     need = {"CPU": cfg.cpus_per_child, "GPU": cfg.gpus_per_child}
-    nodes = [{"CPU": n["cpus"], "GPU": n["gpus"]} for n in conn.nodes]
-    return capacity.check_fits(need, nodes, node_types, "child")
+    return capacity.check_cluster(need, conn, "child", node_types=node_types,
+                                  less="--gpus-per-child 0", cluster_config_flag=True)
 
 
 @nas.command("train")

@@ -18,10 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.platform.yamlfile import load_documents
+
+if TYPE_CHECKING:
+    from deepmorning.platform.runtime import Connection
 
 BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
 
@@ -112,11 +115,13 @@ def node_types_from_cluster() -> list[NodeType]:
 
 
 def check_fits(need: Mapping[str, float], nodes: list[Mapping[str, float]],
-               node_types: list[NodeType], what: str) -> str | None:
+               node_types: list[NodeType], what: str, less: str = "",
+               cluster_config_flag: bool = False) -> str | None:
     """None if a live node fits ``need``; a one-line note if only an addable node type does.
 
     Raises a one-line :class:`DeepmorningError` when neither does. ``nodes`` are the live
-    nodes' resources (``{"CPU": .., "GPU": ..}``).
+    nodes' resources (``{"CPU": .., "GPU": ..}``); ``less`` is the flag that asks for less
+    (``--gpus-per-child 0``); ``cluster_config_flag``: the command takes ``--cluster-config``.
     """
     wanted = ", ".join(f"{v:g} {k}" for k, v in need.items() if v > 0) or "nothing"
     if any(fits(need, node) for node in nodes):
@@ -125,10 +130,26 @@ def check_fits(need: Mapping[str, float], nodes: list[Mapping[str, float]],
     if addable:
         names = ", ".join(f"'{t.name}'" for t in addable)
         return (f"no node has {wanted} for one {what} now; the autoscaler can add {names} "
-                "nodes, so the search waits for them")
+                "nodes, so the run waits for them")
     gpu = need.get("GPU", 0) > 0 and not any(node.get("GPU", 0) for node in nodes)
+    hint = ": pass --cluster-config FILE" if cluster_config_flag else ""
     source = (" nor any node type the autoscaler can add" if node_types else
-              " (and no autoscaler node types are known: pass --cluster-config FILE)")
+              f" (and no autoscaler node types are known{hint})")
     reason = "the Ray cluster has no GPU" if gpu else f"no node of the Ray cluster has {wanted}"
+    example = f" (e.g. {less})" if less else ""
     raise DeepmorningError(f"each {what} asks for {wanted} but {reason}{source}; "
-                           f"ask for less (e.g. --gpus-per-child 0) or use a bigger cluster")
+                           f"ask for less{example} or use a bigger cluster")
+
+
+def check_cluster(need: Mapping[str, float], conn: Connection, what: str, *,
+                  node_types: list[NodeType] | None = None, less: str = "",
+                  cluster_config_flag: bool = False) -> str | None:
+    """:func:`check_fits` against the connected cluster: one ``what`` (a NAS child, a Tune trial,
+    an RL EnvRunner) asking for ``need`` fits a live node or a node type the autoscaler can
+    add. ``node_types``: from ``--cluster-config``; by default those the cluster publishes.
+    Every area checks its asks here, so a GPU job is accepted on the shipped configs, whose
+    GPU workers start at 0."""
+    if node_types is None:
+        node_types = node_types_from_cluster()
+    nodes = [{"CPU": n["cpus"], "GPU": n["gpus"]} for n in conn.nodes]
+    return check_fits(need, nodes, node_types, what, less, cluster_config_flag)

@@ -19,6 +19,7 @@ new file, never half of one.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import shutil
@@ -102,6 +103,26 @@ def read_json(path: Path) -> Any:
         raise DeepmorningError(msg) from exc
 
 
+def check_creatable(path: Path, shown: str | Path | None = None) -> None:
+    """One line now, before any work, when the directory ``path`` cannot be made or written
+    (a bad ``--output``: under ``/proc``, under a file, in a read-only place).
+
+    Probes the nearest existing ancestor with a directory made and removed at once, so that a
+    refused path leaves nothing behind.
+    """
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{existing} is not a directory")
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".deepmorning-probe-"))
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DeepmorningError(
+            f"cannot create output directory {shown or path}: {reason}") from None
+
+
 @dataclass
 class RunDir:
     """A run directory; see the module docstring for its layout.
@@ -149,6 +170,7 @@ class RunDir:
             holds_run, finished = RUN_FILE in files, SUMMARY_FILE in files
             nonempty = bool(files)
         else:
+            check_creatable(run.path, shown=path)
             holds_run, finished = run.exists(), run.is_finished()
             nonempty = run.path.exists() and any(run.path.iterdir())
         if holds_run:
@@ -340,6 +362,24 @@ def open_or_create(
         return RunDir.resume(resume, group=group), True
     path = output if output is not None else default_output(group, name)
     return RunDir.create(path, group, name, config), False
+
+
+def warn_ignored_on_resume(given: Iterable[str], honoured: Iterable[str] = ()) -> list[str]:
+    """The one policy for flags given with ``--resume``: the run's stored configuration wins,
+    and a warning names every flag that is ignored. ``given``: what the user typed, as flags
+    (``--num-samples``) or parameter names (``num_samples``); ``honoured``: those the command
+    still applies on a resume, written the same way (``--resume`` itself always is).
+    Returns the ignored flags."""
+    def flag(name: str) -> str:
+        return name if name.startswith("-") else "--" + name.replace("_", "-")
+
+    kept = {flag(name) for name in honoured} | {"--resume"}
+    flags = sorted({flag(name) for name in given} - kept)
+    if flags:
+        from deepmorning.platform.console import warn
+
+        warn(f"resuming uses the run's stored configuration; ignoring {', '.join(flags)}")
+    return flags
 
 
 def _same_place(a: str | Path, b: str | Path) -> bool:

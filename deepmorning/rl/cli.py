@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.platform.tracking import MLFLOW_HELP
@@ -55,20 +56,28 @@ def train_cmd(settings, algo: str, env_id: str | None, preset: str | None, times
               checkpoint_every: int, overrides: tuple[str, ...], output: Path | None,
               resume: Path | None, mlflow_uri: str | None) -> None:
     """Train ALGO (dqn, ddpg) on --env and write a run directory."""
+    from deepmorning.platform import runtime
     from deepmorning.rl.runner import TrainRequest, train
 
     if env_id is None and resume is None:
         raise DeepmorningError("give --env ENV (or --resume DIR to continue a run)")
     if eval_every is not None and eval_every < 0:
         raise DeepmorningError("--eval-every must be >= 0")
-    train(TrainRequest(
+    ctx = click.get_current_context()
+    given = frozenset(p.opts[0] for p in ctx.command.params if isinstance(p, click.Option)
+                      and ctx.get_parameter_source(p.name) is not ParameterSource.DEFAULT)
+    req = TrainRequest(
         algo=algo, env=env_id or "", preset=preset, timesteps=timesteps,
         num_env_runners=num_env_runners, num_gpus_per_learner=num_gpus_per_learner,
         seed=seed, output=output, resume=resume, eval_every=eval_every,
         eval_episodes=eval_episodes, stop_return=stop_return,
         checkpoint_every=checkpoint_every, overrides=parse_overrides(overrides),
-        address=settings.address if settings else None, mlflow=mlflow_uri,
-    ))
+        address=settings.address if settings else None, mlflow=mlflow_uri, given=given,
+    )
+    try:
+        train(req)
+    finally:
+        runtime.shutdown()
 
 
 def parse_overrides(items: tuple[str, ...]) -> dict:

@@ -59,6 +59,7 @@ class TrainRequest:
     address: str | None = None
     quiet: bool = False
     mlflow: str | None = None  # --mlflow: a tracking URI, '' for MLflow's default, None: off
+    given: frozenset[str] = frozenset()  # options the user typed (--timesteps, ...)
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -319,6 +320,7 @@ def train(req: TrainRequest) -> dict[str, Any]:
         if req.output is not None:
             rundir.RunDir.ensure_new(req.output)  # a bad --output fails before Ray starts,
         conn = connect(req.address)  # and a new run directory appears only once Ray is there
+        _note(check_resources(cfg, conn), req.quiet)
         # RLlib copies remote learners' and EnvRunners' checkpoint files back to the driver,
         # but the run must outlive the head: on several nodes, shared storage or a URI.
         check_shared_output(req.output or "runs", len(conn.nodes))
@@ -327,10 +329,13 @@ def train(req: TrainRequest) -> dict[str, Any]:
     cfg = run.config
     if resumed and cfg.get("algo") != req.algo:
         raise DeepmorningError(f"{run.location} is a {cfg.get('algo')} run, not {req.algo}")
+    if resumed and req.env and req.env != cfg.get("env"):
+        raise DeepmorningError(f"{run.location} is a run on {cfg.get('env')}, not {req.env}")
     spec = registry.get(cfg["algo"])
     if resumed:
+        rundir.warn_ignored_on_resume(req.given, honoured={"--env", "--mlflow"})
         mlflow_plan = prepare_mlflow(req.mlflow, f"rl-{cfg['algo']}", run)
-        connect(req.address)
+        _note(check_resources(cfg, connect(req.address)), req.quiet)
     if mlflow_plan is not None:
         mlflow_plan.start(run, cfg)
     logging.getLogger("ray.rllib").setLevel(logging.ERROR)  # "new API stack" notices etc.
@@ -354,6 +359,39 @@ def train(req: TrainRequest) -> dict[str, Any]:
         print_kv(f"{cfg['algo']} {cfg['env']}", {k: v for k, v in summary.items()
                                                  if k != "eval_returns"})
     return summary
+
+
+def check_resources(cfg: Mapping[str, Any], conn: Any) -> str | None:
+    """Refuse at once, in one line, what would fail or wait forever; a note when the
+    EnvRunners wait for the autoscaler.
+
+    The Learner runs in this driver process (``num_learners=0``): RLlib gives it this
+    machine's CUDA device, so a GPU learner needs a GPU here, which no autoscaler can add.
+    Each EnvRunner is an actor asking for 1 CPU, checked like a NAS child or a Tune trial
+    (:func:`deepmorning.platform.capacity.check_cluster`).
+    """
+    from deepmorning.platform import capacity
+
+    gpus = float(cfg.get("num_gpus_per_learner") or 0)
+    if gpus > 0:
+        import torch
+
+        if torch.cuda.device_count() < math.ceil(gpus):
+            raise DeepmorningError(
+                f"the learner asks for {gpus:g} GPU but runs in this driver process, and torch "
+                "sees no GPU here; pass --num-gpus-per-learner 0 or start the driver on a GPU "
+                "node (deepmorning job submit runs it on the head)")
+    if int(cfg.get("num_env_runners") or 0) > 0:
+        return capacity.check_cluster({"CPU": 1.0}, conn, "EnvRunner",
+                                      less="--num-env-runners 0")
+    return None
+
+
+def _note(note: str | None, quiet: bool) -> None:
+    if note and not quiet:
+        from deepmorning.platform.console import console
+
+        console.print(note)
 
 
 def _best_eval(progress: Any) -> float:

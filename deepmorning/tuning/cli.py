@@ -69,9 +69,9 @@ def tune(ctx: click.Context, model: str, **flags) -> None:
     settings = ctx.obj
     req = TuneRequest(model=model, given=given, address=settings.address if settings else None,
                       debug=bool(settings and settings.debug), **flags)
-    prepare(req)  # every check that needs no Ray, before Ray starts
+    prepared = prepare(req)  # every check that needs no Ray, before Ray starts
     try:
-        run(req)
+        run(req, prepared)
     finally:
         runtime.shutdown()
 

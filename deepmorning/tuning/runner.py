@@ -309,17 +309,19 @@ def restore_tuner(cfg: Mapping[str, Any], model: registry.TuneModel, run: rundir
 
 # -- the run ---------------------------------------------------------------------------------
 def prepare(req: TuneRequest) -> tuple[dict[str, Any], rundir.RunDir | None]:
-    """Everything that can fail before Ray starts: the config, or the run to resume."""
+    """Everything that can fail before Ray starts: the config, or the run to resume (opened
+    here, once: for a run at a URI, that is its one download)."""
     if req.resume is not None:
         if req.output is not None:
             raise DeepmorningError("give either --output or --resume, not both")
-        run = rundir.RunDir.open(req.resume)
-        if run.info.get("group") != GROUP:
-            raise DeepmorningError(f"{run.path} is a '{run.info.get('group')}' run, not a tune run")
+        run = rundir.RunDir.resume(req.resume, group=GROUP)
         cfg = run.config
         if cfg.get("model") != req.model:
-            raise DeepmorningError(f"{run.path} is a run of {cfg.get('model')}, not {req.model}")
+            raise DeepmorningError(f"{run.location} is a run of {cfg.get('model')}, not "
+                                   f"{req.model}")
         registry.get(cfg["model"])
+        rundir.warn_ignored_on_resume(
+            ["--set" if name == "sets" else name for name in req.given], honoured={"mlflow"})
         return cfg, run
     cfg = resolve(req)
     if req.output is not None:
@@ -331,25 +333,25 @@ def run_name(cfg: Mapping[str, Any]) -> str:
     return f"{cfg['model']}-{cfg['study']}" if cfg.get("study") else cfg["model"]
 
 
-def run(req: TuneRequest) -> dict[str, Any]:
-    """Run (or resume) a Tune run or claim study; returns its summary. Connects to Ray (the
+def run(req: TuneRequest, prepared: tuple[dict[str, Any], rundir.RunDir | None] | None = None
+        ) -> dict[str, Any]:
+    """Run (or resume) a Tune run or claim study; returns its summary. ``prepared``: what
+    :func:`prepare` returned for ``req``, when the caller already ran it. Connects to Ray (the
     caller shuts it down)."""
     from deepmorning.platform import console, runtime
     from deepmorning.platform.storage import check_shared_output
     from deepmorning.tuning.progress import quiet_tune
 
-    cfg, run_dir = prepare(req)
-    if run_dir is not None:
-        if req.given - {"resume", "mlflow"}:
-            console.warn("resuming uses the run's stored configuration; other flags are ignored")
-        run_dir = rundir.RunDir.resume(run_dir.location, group=GROUP)
+    cfg, run_dir = prepared if prepared is not None else prepare(req)
     model = registry.get(cfg["model"])
     mlflow_plan = prepare_mlflow(req.mlflow, f"{GROUP}-{cfg['model']}", run_dir)
     if run_dir is not None and mlflow_plan is not None and mlflow_plan.run_id is None:
         raise DeepmorningError(f"--mlflow: {run_dir.location} was started without it, and Tune "
                                "resumes a study with the callbacks it started with")
     conn = runtime.connect(req.address, log_to_driver=req.debug)  # trials log to their files
-    check_resources(cfg, conn)
+    note = check_resources(cfg, conn)
+    if note and not req.quiet:
+        console.console.print(note)
     if run_dir is None:
         target = req.output or rundir.default_output(GROUP, run_name(cfg))
         check_shared_output(target, len(conn.nodes))
@@ -382,19 +384,14 @@ def run(req: TuneRequest) -> dict[str, Any]:
     return write_outputs(run_dir, grid, cfg, model, time.monotonic() - started, req.quiet)
 
 
-def check_resources(cfg: Mapping[str, Any], conn: Any) -> None:
-    """A trial that fits on no node would wait forever: refuse it at once."""
-    cpus = max((n["cpus"] for n in conn.nodes), default=0.0)
-    gpus = max((n["gpus"] for n in conn.nodes), default=0.0)
-    if cfg["gpus_per_trial"] > 0 and gpus == 0:
-        raise DeepmorningError(f"trials ask for {cfg['gpus_per_trial']:g} GPU each but the Ray "
-                               "cluster has no GPU; pass --gpus-per-trial 0 or use a GPU cluster")
-    if cfg["gpus_per_trial"] > gpus:
-        raise DeepmorningError(f"trials ask for {cfg['gpus_per_trial']:g} GPUs each but no node "
-                               f"has more than {gpus:g}")
-    if cfg["cpus_per_trial"] > cpus:
-        raise DeepmorningError(f"trials ask for {cfg['cpus_per_trial']:g} CPUs each but no node "
-                               f"has more than {cpus:g}")
+def check_resources(cfg: Mapping[str, Any], conn: Any) -> str | None:
+    """A trial that fits on no node, now or once the autoscaler adds one, would wait forever:
+    refuse it at once (one line). Returns a note when the trials wait for the autoscaler."""
+    from deepmorning.platform import capacity
+
+    need = {"CPU": cfg["cpus_per_trial"], "GPU": cfg["gpus_per_trial"]}
+    less = "--gpus-per-trial 0" if cfg["gpus_per_trial"] > 0 else "--cpus-per-trial 1"
+    return capacity.check_cluster(need, conn, "trial", less=less)
 
 
 # -- outputs ---------------------------------------------------------------------------------
