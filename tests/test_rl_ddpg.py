@@ -303,6 +303,15 @@ def test_presets_paper_values_and_pendulum_differences():
         assert key.split("_")[0] in doc  # each difference is explained in the docstring
 
 
+def test_several_learners_are_refused_with_one_line():
+    """The Learner's autograd.grad path bypasses DDP's all-reduce: several Learners would each
+    follow their own shard's gradients, so the config refuses them."""
+    config = DDPGConfig().environment("Pendulum-v1").learners(num_learners=2)
+    with pytest.raises(DeepmorningError, match="one Learner.*got 2"):
+        config.validate()
+    DDPGConfig().environment("Pendulum-v1").learners(num_learners=1).validate()
+
+
 def test_discrete_action_space_is_refused():
     with pytest.raises(DeepmorningError, match="continuous"):
         check_env("CartPole-v1")

@@ -152,6 +152,15 @@ class DDPGConfig(AlgorithmConfig):
             raise DeepmorningError(f"tau must be in (0, 1], got {self.tau}")
         if self.updates_per_step <= 0:
             raise DeepmorningError(f"updates_per_step must be > 0, got {self.updates_per_step}")
+        if self.num_learners > 1:
+            # DDPGTorchLearner.compute_gradients takes each loss's gradients with
+            # torch.autograd.grad, which DistributedDataParallel's all-reduce never sees (it
+            # hooks backward()): every Learner would step on its own shard's gradients alone.
+            raise DeepmorningError(
+                f"DDPG trains with one Learner (num_learners 0 or 1), got {self.num_learners}: "
+                "its per-loss gradients (torch.autograd.grad) bypass the gradient all-reduce "
+                "that several Learners need"
+            )
         if not self.in_evaluation:
             check_env(self.env, self.env_config)
 
