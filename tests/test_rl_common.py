@@ -132,3 +132,59 @@ def test_a_misspelled_setting_fails_before_anything_runs(tmp_path):
         "error: invalid dqn configuration: loss must be one of huber, clipped_mse, mse, "
         "got 'hubr'"]
     assert not (tmp_path / "run").exists()  # refused before the run directory was made
+
+
+# -- evaluation start states -----------------------------------------------------------------
+def test_evaluation_seeds_are_fresh_per_evaluation_and_disjoint_across_training_seeds():
+    from deepmorning.rl.runner import evaluation_seeds
+
+    runs = {seed: [evaluation_seeds(seed, k, 10) for k in range(20)] for seed in (20, 21, 22)}
+    for evals in runs.values():
+        assert evals[0] != evals[1]  # every evaluation plays new start states
+        assert len({s for ev in evals for s in ev}) == 20 * 10
+    drawn = [{s for ev in evals for s in ev} for evals in runs.values()]
+    assert not drawn[0] & drawn[1] and not drawn[1] & drawn[2] and not drawn[0] & drawn[2]
+    assert evaluation_seeds(20, 3, 10) == runs[20][3]  # a stream, reproducible
+
+
+class _RecordResets(gym.Wrapper):
+    """A real evaluation env that notes the seed of every reset."""
+
+    seeds: list = []
+
+    def reset(self, *, seed=None, options=None):
+        self.seeds.append(seed)
+        return super().reset(seed=seed, options=options)
+
+
+def test_evaluations_follow_the_stream_and_a_resume_continues_it(tmp_path, monkeypatch,
+                                                                 ray_local):
+    """Every evaluation of a run (periodic and final) resets with the next evaluation's seeds,
+    and a resumed run goes on from the evaluations its checkpoint had done."""
+    import shutil
+
+    from deepmorning.rl import envs
+    from deepmorning.rl.runner import TrainRequest, evaluation_seeds, train
+
+    make_env = envs.make_env
+
+    def recording_make_env(env_id, *, train=True, **kwargs):
+        env = make_env(env_id, train=train, **kwargs)
+        return env if train else _RecordResets(env)
+
+    monkeypatch.setattr(envs, "make_env", recording_make_env)
+    run = tmp_path / "run"
+    request = dict(algo="ddpg", env="Pendulum-v1", timesteps=600, eval_every=200,
+                   eval_episodes=2, checkpoint_every=2, seed=20, quiet=True,
+                   overrides={"learning_starts": 10**6})  # acting and evaluating only
+    _RecordResets.seeds = []
+    train(TrainRequest(output=run, **request))
+    expected = [s for k in range(4) for s in evaluation_seeds(20, k, 2)]
+    assert _RecordResets.seeds == expected  # 3 periodic evaluations and the final one
+    # Killed after iteration 3 but before its checkpoint: resume from iteration 2, whose
+    # two evaluations were done; iteration 3's (number 2) and the final one (3) are redone.
+    (run / "summary.json").unlink()
+    shutil.rmtree(run / "checkpoints" / "iter_000003")
+    _RecordResets.seeds = []
+    train(TrainRequest(resume=run, **request))
+    assert _RecordResets.seeds == expected[2 * 2:]
