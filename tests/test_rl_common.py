@@ -188,3 +188,65 @@ def test_evaluations_follow_the_stream_and_a_resume_continues_it(tmp_path, monke
     _RecordResets.seeds = []
     train(TrainRequest(resume=run, **request))
     assert _RecordResets.seeds == expected[2 * 2:]
+
+
+# -- random state on resume ------------------------------------------------------------------
+def _acting_algo(algo_name: str):
+    """0 EnvRunners, one env, no learning: what the EnvRunner draws is all that varies."""
+    if algo_name == "dqn":
+        from deepmorning.rl.dqn import build_config
+        from deepmorning.rl.dqn.presets import cartpole
+
+        hp = cartpole() | {"num_envs": 1, "env_steps_per_iteration": 100,
+                           "learning_starts": 10**9, "hiddens": [8]}
+        config = build_config({"env": "CartPole-v1", "hyperparameters": hp, "seed": 3})
+        return config.build_algo(), lambda a: a.replay
+    from deepmorning.rl.ddpg.algorithm import config_from_hyperparameters
+    from deepmorning.rl.ddpg.presets import pendulum
+
+    # One 200-step Pendulum episode per iteration: the checkpoint falls between episodes.
+    hp = pendulum() | {"learning_starts": 10**9, "random_steps": 0,
+                       "rollout_fragment_length": 200, "actor_hiddens": [8, 8],
+                       "critic_hiddens": [8, 8]}
+    config = config_from_hyperparameters(hp, seed=3).environment("Pendulum-v1")
+    return config.build_algo(), lambda a: a.local_replay_buffer
+
+
+def _new_episodes(replay, before: set) -> list:
+    return [e for e in replay.episodes if e.id_ not in before]
+
+
+def _start_and_actions(episode, n: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    return (np.asarray(episode.get_observations(0)),
+            np.asarray(episode.get_actions(slice(0, n))))
+
+
+@pytest.mark.parametrize("algo_name", ["dqn", "ddpg"])
+def test_a_resumed_run_does_not_replay_its_first_start_states_and_exploration(
+        algo_name, tmp_path, ray_local):
+    """The env generators, the torch RNG behind ε and DDPG's noise generator are checkpointed:
+    after a resume the EnvRunner goes on drawing, it does not start over from the seed."""
+    algo, replay_of = _acting_algo(algo_name)
+    try:
+        for _ in range(2):
+            algo.train()
+        first = _start_and_actions(replay_of(algo).episodes[0])
+        algo.save_to_path(str(tmp_path / "ckpt"))
+        before = {e.id_ for e in replay_of(algo).episodes}
+        algo.train()
+        uninterrupted = _start_and_actions(_new_episodes(replay_of(algo), before)[0])
+    finally:
+        algo.stop()
+    resumed, _ = _acting_algo(algo_name)
+    try:
+        resumed.restore_from_path(str(tmp_path / "ckpt"))
+        resumed.train()
+        after = _start_and_actions(_new_episodes(replay_of(resumed), before)[0])
+    finally:
+        resumed.stop()
+    n = min(len(first[1]), len(after[1]))
+    assert not np.array_equal(after[0], first[0])  # not the run's first start state
+    assert not np.array_equal(after[1][:n], first[1][:n])  # nor its first ε draws / noise
+    if algo_name == "ddpg":  # between episodes, a resume goes on exactly as the run would
+        np.testing.assert_array_equal(after[0], uninterrupted[0])
+        np.testing.assert_array_equal(after[1], uninterrupted[1])
