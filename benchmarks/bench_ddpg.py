@@ -7,9 +7,13 @@ half action range, 400-300 ReLU networks, one torch thread each). One known diff
 SB3's critic takes the action at its input layer, ours at the second layer (the paper's).
 
 For each seed, every ``--eval-every`` env steps both are evaluated on ``--eval-episodes``
-deterministic episodes; the clock stops while evaluating. Reported per seed: env steps and
-training wall-clock until the mean evaluation return first reaches ``--target`` (-200), and
-env steps/s over the training. The closing lines print ours/SB3 ratios of the medians.
+deterministic episodes; the clock stops while evaluating. Both evaluate alike: evaluation
+number k of a seed resets its episodes with ``deepmorning.rl.runner.evaluation_seeds(seed, k,
+episodes)``, the runner's protocol (fresh start states per evaluation, none shared between
+seeds), so ours and SB3 play the same start states at the same evaluation. Reported per
+seed: env steps and training wall-clock until the mean evaluation return first reaches
+``--target`` (-200), and env steps/s over the training. The closing lines print ours/SB3
+ratios of the medians.
 
     python benchmarks/bench_ddpg.py                 # 3 seeds, up to 30k steps each
     python benchmarks/bench_ddpg.py --seeds 0 --max-steps 10000   # a quick look
@@ -55,7 +59,7 @@ def run_ours(seed: int, args: argparse.Namespace) -> Outcome:
                "hyperparameters": spec.preset("pendulum")}
     algo = spec.build_config(run_cfg).build_algo()
     steps, train_wall, best = 0, 0.0, -math.inf
-    next_eval = args.eval_every
+    next_eval, evaluations = args.eval_every, 0
     reached: tuple[int, float] | None = None
     try:
         while steps < args.max_steps:
@@ -66,7 +70,8 @@ def run_ours(seed: int, args: argparse.Namespace) -> Outcome:
             if steps >= next_eval:
                 next_eval = (steps // args.eval_every + 1) * args.eval_every
                 mean = float(np.mean(runner.run_episodes(algo.get_module(), ENV,
-                                                         args.eval_episodes, seed)))
+                                                         args.eval_episodes, seed, evaluations)))
+                evaluations += 1
                 best = max(best, mean)
                 print(f"  ours  seed={seed} steps={steps:6d} eval={mean:8.1f} "
                       f"train_wall={train_wall:6.1f}s", flush=True)
@@ -84,10 +89,10 @@ def run_sb3(seed: int, args: argparse.Namespace) -> Outcome:
     import torch
     from stable_baselines3 import DDPG
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.noise import NormalActionNoise
 
     from deepmorning.rl.ddpg.presets import pendulum
+    from deepmorning.rl.runner import evaluation_seeds
 
     torch.set_num_threads(1)
     hp = pendulum()
@@ -110,7 +115,22 @@ def run_sb3(seed: int, args: argparse.Namespace) -> Outcome:
             super().__init__()
             self.train_wall, self.t0 = 0.0, time.perf_counter()
             self.best, self.reached = -math.inf, None
-            self.next_eval = args.eval_every
+            self.next_eval, self.evaluations = args.eval_every, 0
+
+        def evaluate(self) -> float:
+            """Deterministic episodes from the runner's start states for this evaluation."""
+            returns = []
+            for reset_seed in evaluation_seeds(seed, self.evaluations, args.eval_episodes):
+                obs, _ = eval_env.reset(seed=reset_seed)
+                total, done = 0.0, False
+                while not done:
+                    action, _ = self.model.predict(obs, deterministic=True)
+                    obs, reward, terminated, truncated, _ = eval_env.step(action)
+                    total += float(reward)
+                    done = terminated or truncated
+                returns.append(total)
+            self.evaluations += 1
+            return float(np.mean(returns))
 
         def _on_step(self) -> bool:
             steps = self.num_timesteps
@@ -118,8 +138,7 @@ def run_sb3(seed: int, args: argparse.Namespace) -> Outcome:
                 return True
             self.train_wall += time.perf_counter() - self.t0
             self.next_eval += args.eval_every
-            mean, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=args.eval_episodes,
-                                      deterministic=True)
+            mean = self.evaluate()
             self.best = max(self.best, float(mean))
             print(f"  sb3   seed={seed} steps={steps:6d} eval={mean:8.1f} "
                   f"train_wall={self.train_wall:6.1f}s", flush=True)

@@ -58,15 +58,18 @@ EVAL_EPSILON = 0.05
 RESULTS = Path(__file__).resolve().parent / "results" / "dqn.json"
 
 
-def eps_greedy_returns(greedy_action, env_id: str, seed: int) -> list[float]:
-    """The common evaluation: ε = 0.05 around each agent's greedy action."""
+def eps_greedy_returns(greedy_action, env_id: str, seed: int,
+                       evaluation: int = 0) -> list[float]:
+    """The common evaluation: ε = 0.05 around each agent's greedy action, from the start
+    states of the runner's evaluation number ``evaluation`` (``runner.evaluation_seeds``)."""
     from deepmorning.rl import envs
+    from deepmorning.rl.runner import evaluation_seeds
 
     rng = np.random.default_rng(seed)
     env = envs.make_env(env_id, train=False)
     returns = []
-    for i in range(EVAL_EPISODES):
-        obs, _ = env.reset(seed=seed + 10_000 + i)
+    for reset_seed in evaluation_seeds(seed, evaluation, EVAL_EPISODES):
+        obs, _ = env.reset(seed=reset_seed)
         done, total = False, 0.0
         while not done:
             if rng.random() < EVAL_EPSILON:
@@ -196,7 +199,8 @@ def sb3_eval_callback(seed: int) -> Any:
                 return int(self.model.predict(obs, deterministic=True)[0])
 
             t = time.monotonic()
-            mean = statistics.mean(eps_greedy_returns(greedy, "CartPole-v1", seed))
+            mean = statistics.mean(eps_greedy_returns(greedy, "CartPole-v1", seed,
+                                                      len(self.evals)))
             self.eval_s += time.monotonic() - t
             self.evals.append([steps, mean])
             if mean >= TARGET:
@@ -256,7 +260,8 @@ def run_rllib(seed: int, budget_s: float) -> dict:
         if steps >= next_eval:
             next_eval = (steps // EVAL_EVERY + 1) * EVAL_EVERY
             t = time.monotonic()
-            mean = statistics.mean(eps_greedy_returns(greedy, "CartPole-v1", seed))
+            mean = statistics.mean(eps_greedy_returns(greedy, "CartPole-v1", seed,
+                                                      len(evals)))
             eval_s += time.monotonic() - t
             evals.append([steps, mean])
             if mean >= TARGET:

@@ -52,9 +52,11 @@ def ours(seed: int, overrides: dict, max_steps: int, evaluator: str,
             next_eval = (steps // EVAL_EVERY + 1) * EVAL_EVERY
             if reseed_at_eval:  # the evaluation before issue 12 part 2 reseeded the driver's
                 torch.manual_seed(seed)  # global RNG, which the local EnvRunner's ε draws use
-            common = statistics.mean(eps_greedy_returns(greedy, "CartPole-v1", seed))
+            common = statistics.mean(eps_greedy_returns(greedy, "CartPole-v1", seed,
+                                                        len(evals)))
             t1 = time.monotonic()
-            runner = statistics.mean(run_episodes(algo.get_module(), "CartPole-v1", 10, seed))
+            runner = statistics.mean(run_episodes(algo.get_module(), "CartPole-v1", 10, seed,
+                                                  len(evals)))
             off_clock += time.monotonic() - t1
             mean, alt = (runner, common) if evaluator == "runner" else (common, runner)
             evals.append((steps, mean))

@@ -227,10 +227,20 @@ def test_ou_noise_reverts_to_its_mean():
 class _FakeModule:
     action_space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
 
+    def __init__(self, t: int = 0) -> None:
+        self.exploration_t = t  # the algorithm's env steps sampled so far
 
-def _step(piece: ExplorationNoise, eps_ids: list[str], explore: bool = True) -> dict:
+
+class _Episode:
+    def __init__(self, id_: str, is_reset: bool = True) -> None:
+        self.id_, self.is_reset = id_, is_reset
+
+
+def _step(piece: ExplorationNoise, eps_ids: list[str], explore: bool = True, t: int = 0,
+          episodes: list | None = None) -> dict:
     batch = {Columns.ACTIONS: {(e,): [np.zeros(1, np.float32)] for e in eps_ids}}
-    return piece(rl_module=_FakeModule(), batch=batch, episodes=[], explore=explore,
+    episodes = [_Episode(e) for e in eps_ids] if episodes is None else episodes
+    return piece(rl_module=_FakeModule(t), batch=batch, episodes=episodes, explore=explore,
                  shared_data={})[Columns.ACTIONS]
 
 
@@ -263,10 +273,25 @@ def test_exploration_noise_one_process_per_environment():
 
 def test_exploration_noise_clips_to_the_bounds_and_warms_up_randomly():
     piece = ExplorationNoise(noise_type="gaussian", sigma=5.0, random_steps=50, seed=0)
-    values = [float(_step(piece, ["a"])[("a",)][0][0]) for _ in range(300)]
+    values = [float(_step(piece, ["a"], t=t)[("a",)][0][0]) for t in range(300)]
     assert min(values) >= -2.0 and max(values) <= 2.0
-    assert piece.steps == 300
-    assert piece.get_state() == {"steps": 300}
+    # The warm-up follows the algorithm's env-step count, not the piece's own calls.
+    quiet = ExplorationNoise(noise_type="gaussian", sigma=0.0, random_steps=50, seed=0)
+    assert float(_step(quiet, ["a"], t=49)[("a",)][0][0]) != 0.0  # uniform random
+    assert float(_step(quiet, ["a"], t=50)[("a",)][0][0]) == 0.0  # the actor's action
+
+
+def test_exploration_noise_skips_the_action_a_vector_env_discards():
+    """After an episode ends, the next vector step still computes an action for that sub-env
+    (under the ended episode's ID) which the env discards while it resets: no noise drawn."""
+    piece = ExplorationNoise(noise_type="gaussian", sigma=0.2, seed=0)
+    reference = ExplorationNoise(noise_type="gaussian", sigma=0.2, seed=0)
+    # Sub-env "a" ended; its new episode "a2" is not reset yet. Sub-env "b" goes on.
+    out = _step(piece, ["a", "b"], episodes=[_Episode("a2", is_reset=False), _Episode("b")])
+    assert float(out[("a",)][0][0]) == 0.0  # passed through untouched
+    want_b = float(_step(reference, ["b"])[("b",)][0][0])
+    assert float(out[("b",)][0][0]) == pytest.approx(want_b)  # "a" drew nothing before "b"
+    assert set(piece._processes) == {"b"}
 
 
 # -- replay ----------------------------------------------------------------------------------
@@ -301,6 +326,15 @@ def test_presets_paper_values_and_pendulum_differences():
     doc = PRESETS["pendulum"].__doc__
     for key in differing - {"learning_starts", "timesteps"}:
         assert key.split("_")[0] in doc  # each difference is explained in the docstring
+
+
+def test_several_learners_are_refused_with_one_line():
+    """The Learner's autograd.grad path bypasses DDP's all-reduce: several Learners would each
+    follow their own shard's gradients, so the config refuses them."""
+    config = DDPGConfig().environment("Pendulum-v1").learners(num_learners=2)
+    with pytest.raises(DeepmorningError, match="one Learner.*got 2"):
+        config.validate()
+    DDPGConfig().environment("Pendulum-v1").learners(num_learners=1).validate()
 
 
 def test_discrete_action_space_is_refused():
@@ -378,10 +412,10 @@ def test_checkpoint_restores_weights_replay_and_counters(local_ray, tmp_path):
         for _ in range(2):
             algo.train()
         assert len(algo.local_replay_buffer) == 200
-        # The EnvRunner's pipeline carries our noise piece, which acted on every env step.
+        # The EnvRunner's pipeline carries our noise piece.
         pieces = [c for c in algo.env_runner._module_to_env.connectors
                   if isinstance(c, ExplorationNoise)]
-        assert len(pieces) == 1 and pieces[0].steps == 200
+        assert len(pieces) == 1
         algo.save_to_path(str(tmp_path / "ckpt"))
         weights = algo.learner_group.get_weights()[DEFAULT_MODULE_ID]
     finally:
@@ -390,9 +424,8 @@ def test_checkpoint_restores_weights_replay_and_counters(local_ray, tmp_path):
     try:
         restored.restore_from_path(str(tmp_path / "ckpt"))
         assert restored.iteration == 2
-        restored_piece = next(c for c in restored.env_runner._module_to_env.connectors
-                              if isinstance(c, ExplorationNoise))
-        assert restored_piece.steps == 200  # the warm-up counter is part of the checkpoint
+        # The warm-up clock, the algorithm's env steps sampled, is part of the checkpoint.
+        assert restored.env_runner.num_env_steps_sampled_lifetime == 200
         assert len(restored.local_replay_buffer) == 200  # the experience survives a resume
         again = restored.learner_group.get_weights()[DEFAULT_MODULE_ID]
         assert set(again) == set(weights)  # incl. the target networks
@@ -435,9 +468,11 @@ def test_pendulum_reaches_minus_200_within_30k_steps_on_two_of_three_seeds(tmp_p
     assert sum(r is not None and r <= 30_000 for r in reached.values()) >= 2, reached
 
 
-def test_remote_env_runners_act_with_the_actor_after_the_warm_up(local_ray):
-    """RLlib merges and broadcasts the EnvRunners' connector states after every iteration; the
-    warm-up counter must survive that, or every remote action stays uniformly random."""
+def test_remote_env_runners_warm_up_once_on_the_global_clock_and_not_again_on_resume(
+        local_ray, tmp_path):
+    """The warm-up follows the algorithm's env steps sampled (checkpointed, broadcast to every
+    EnvRunner), not a count kept by each EnvRunner: a remote EnvRunner acts with the actor
+    after ``random_steps`` and, after a resume, takes no random steps again."""
     from ray.rllib.core.columns import Columns
 
     from deepmorning.rl.ddpg.algorithm import config_from_hyperparameters
@@ -448,9 +483,8 @@ def test_remote_env_runners_act_with_the_actor_after_the_warm_up(local_ray):
     config.env_runners(num_env_runners=1)
     algo = config.build_algo()
 
-    def warm_up_steps(runner):
-        return next(c.steps for c in runner._module_to_env.connectors
-                    if isinstance(c, ExplorationNoise))
+    def clock(runner):
+        return runner.num_env_steps_sampled_lifetime
 
     def action_error(runner):  # sampled actions vs. the runner's own actor, noise sigma 0
         import torch
@@ -470,11 +504,22 @@ def test_remote_env_runners_act_with_the_actor_after_the_warm_up(local_ray):
     try:
         for _ in range(3):  # 300 env steps on the remote EnvRunner, 3 state broadcasts
             algo.train()
-        (steps,) = algo.env_runner_group.foreach_env_runner(warm_up_steps,
-                                                            local_env_runner=False)
-        assert steps >= 300  # not reset to 0 by the broadcast
+        (steps,) = algo.env_runner_group.foreach_env_runner(clock, local_env_runner=False)
+        assert steps >= 300
         (error,) = algo.env_runner_group.foreach_env_runner(action_error,
                                                             local_env_runner=False)
         assert error < 1e-5  # the actor's actions, not uniform random ones
+        algo.save_to_path(str(tmp_path / "ckpt"))
     finally:
         algo.stop()
+    resumed = config.build_algo()
+    try:
+        resumed.restore_from_path(str(tmp_path / "ckpt"))
+        (steps,) = resumed.env_runner_group.foreach_env_runner(clock, local_env_runner=False)
+        assert steps >= 300  # the fresh remote EnvRunner got the run's clock
+        # Its first steps after the resume: the actor's, no second warm-up.
+        (error,) = resumed.env_runner_group.foreach_env_runner(action_error,
+                                                               local_env_runner=False)
+        assert error < 1e-5
+    finally:
+        resumed.stop()

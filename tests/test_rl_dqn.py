@@ -540,3 +540,19 @@ def test_atari_presets_use_deepminds_optimizer_and_summed_loss():
     learner = small_learner(optimizer="rmsprop")
     (optim,) = learner._optimizer_parameters
     assert isinstance(optim, DeepMindRMSprop)
+
+
+def test_atari_budgets_count_agent_steps_in_every_preset():
+    """The papers' "frames" are agent steps for every budget, `timesteps` included: the Nature
+    paper's "50 million frames (around 38 days of game experience)" are 38 days only as agent
+    steps of 4 emulator frames at 60 Hz."""
+    from deepmorning.rl.dqn.presets import nature, paper2013
+    from deepmorning.rl.envs import FRAME_SKIP
+
+    n, p = nature(), paper2013()
+    days = n["timesteps"] * FRAME_SKIP / 60 / 86_400
+    assert 37.5 < days < 39.5
+    assert n["timesteps"] == 50_000_000 and p["timesteps"] == 10_000_000
+    for preset in (n, p):  # "final exploration frame" 1M and "replay memory" 1M: same unit
+        assert preset["epsilon_anneal_steps"] == preset["replay_capacity"] == 1_000_000
+        assert preset["timesteps"] // preset["epsilon_anneal_steps"] in (50, 10)

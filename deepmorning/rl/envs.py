@@ -35,6 +35,10 @@ ENV_NAME = "deepmorning-env"
 #: Methods, "Evaluation procedure"). Training games keep the ALE's own cap of 108,000 frames.
 ATARI_EVAL_MAX_FRAMES = 18_000
 
+#: Emulator frames per agent step: "the agent sees and selects actions on every kth frame
+#: instead of every frame ... k = 4" (Mnih et al. 2013, Section 5; Nature 2015, Methods).
+FRAME_SKIP = 4
+
 #: Frames per Atari observation: "the last 4 frames" (Mnih et al. 2015, Methods, "Preprocessing").
 FRAME_STACK = 4
 
@@ -101,7 +105,7 @@ def make_atari(env_id: str, *, train: bool = True, noop_max: int = 30,
     if not train:
         kwargs.setdefault("max_num_frames_per_episode", ATARI_EVAL_MAX_FRAMES)
     env = gym.make(env_id, frameskip=1, **kwargs)
-    env = AtariPreprocessing(env, noop_max=noop_max, frame_skip=4, screen_size=84,
+    env = AtariPreprocessing(env, noop_max=noop_max, frame_skip=FRAME_SKIP, screen_size=84,
                              terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
     if train:
         env = _episodic_life_class()(env)

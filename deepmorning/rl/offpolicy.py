@@ -31,6 +31,9 @@ from ray.rllib.utils.metrics import (
 
 from deepmorning.rl.replay import TransitionReplayBuffer
 
+#: Key of the EnvRunners' random state in DQN's and DDPG's checkpoints.
+RUNNER_RANDOM_STATE = "env_runner_random_state"
+
 
 def sample_into_replay(algo: Any, replay: TransitionReplayBuffer) -> int:
     """Every EnvRunner acts for one fragment; the episodes go into ``replay``.
@@ -88,3 +91,69 @@ def learn_from_replay(algo: Any, replay: TransitionReplayBuffer, num_updates: in
         algo.env_runner_group.sync_weights(
             from_worker_or_learner_group=algo.learner_group, inference_only=True
         )
+
+
+# -- the EnvRunners' random state in checkpoints ---------------------------------------------
+def _sub_envs(runner: Any) -> list:
+    """The Gymnasium sub-environments of an EnvRunner's vector env (none if it has no list:
+    an async vector env's live in other processes)."""
+    vector_env = getattr(getattr(runner, "env", None), "unwrapped", None)
+    return list(getattr(vector_env, "envs", None) or [])
+
+
+def _random_pieces(runner: Any) -> list:
+    """Module-to-env connector pieces with a random state of their own (DDPG's noise)."""
+    pipeline = getattr(runner, "_module_to_env", None)
+    return [c for c in getattr(pipeline, "connectors", []) if hasattr(c, "get_random_state")]
+
+
+def runner_random_state(runner: Any) -> dict[str, Any]:
+    """What an EnvRunner draws from: its process's torch RNG (DQN's ε), each sub-env's
+    ``np_random`` (start states, Atari no-op starts) and connector pieces' generators (DDPG's
+    exploration noise)."""
+    import torch
+
+    return {
+        "worker_index": int(runner.worker_index or 0),
+        "torch": torch.get_rng_state(),
+        "envs": [sub.unwrapped.np_random.bit_generator.state for sub in _sub_envs(runner)],
+        "pieces": [piece.get_random_state() for piece in _random_pieces(runner)],
+    }
+
+
+def set_runner_random_state(runner: Any, state: dict[str, Any] | None) -> None:
+    """Put back what :func:`runner_random_state` saved. The environments are then reset
+    without a seed (RLlib otherwise reseeds them with the run seed at the first reset of a
+    new EnvRunner, replaying the run's first start states), from their restored generators."""
+    import torch
+
+    if not state:
+        return
+    torch.set_rng_state(state["torch"])
+    subs = _sub_envs(runner)
+    if len(subs) == len(state["envs"]):
+        for sub, env_state in zip(subs, state["envs"], strict=True):
+            sub.unwrapped.np_random.bit_generator.state = env_state
+        runner._seed = None  # RLlib's seed for the first reset (EnvRunner.__init__)
+    pieces = _random_pieces(runner)
+    if len(pieces) == len(state["pieces"]):
+        for piece, piece_state in zip(pieces, state["pieces"], strict=True):
+            piece.set_random_state(piece_state)
+
+
+def gather_random_states(algo: Any) -> list[dict[str, Any]]:
+    """Every EnvRunner's random state (the local one's too), for a checkpoint."""
+    return algo.env_runner_group.foreach_env_runner(runner_random_state, local_env_runner=True)
+
+
+def restore_random_states(algo: Any, states: list[dict[str, Any]] | None) -> None:
+    """Give each EnvRunner the state saved from the EnvRunner of its index; an EnvRunner with
+    none saved (more of them than when saved) keeps its own."""
+    by_index = {s["worker_index"]: s for s in states or []}
+    if not by_index:
+        return
+    algo.env_runner_group.foreach_env_runner(
+        lambda runner: set_runner_random_state(runner, by_index.get(int(runner.worker_index
+                                                                       or 0))),
+        local_env_runner=True,
+    )

@@ -12,7 +12,9 @@ Any algorithm registered in :mod:`deepmorning.rl.registry` runs through :func:`t
 4. save the final checkpoint, evaluate, write ``summary.json`` and the learning-curve PNG.
 
 Evaluation runs the RLModule's ``forward_inference`` (for DQN: ε = 0.05 greedy) on the
-evaluation environment (for Atari: raw scores, whole games) in this process.
+evaluation environment (for Atari: raw scores, whole games) in this process. Its reset seeds
+come from a per-run stream (:func:`evaluation_seeds`): fresh start states for every
+evaluation, different ones for every training seed.
 """
 
 from __future__ import annotations
@@ -175,11 +177,39 @@ def policy_action(module: Any, obs: np.ndarray) -> np.ndarray:
     return action[0].cpu().numpy()
 
 
-def run_episodes(module: Any, env_id: str, episodes: int, seed: int | None = 0) -> list[float]:
-    """Undiscounted returns of ``episodes`` evaluation episodes."""
+#: Spawn key of the evaluation stream ("eval" in ASCII): apart from any other stream drawn
+#: from the run seed with numpy's SeedSequence.
+EVALUATION_KEY = 0x6576616C
+
+
+def _evaluation_stream(seed: int, evaluation: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence(seed, spawn_key=(EVALUATION_KEY, evaluation))
+
+
+def evaluation_seeds(seed: int, evaluation: int, episodes: int) -> list[int]:
+    """Reset seeds of the episodes of evaluation number ``evaluation`` (0, 1, ...) of a run
+    with seed ``seed``: 64-bit words of a SeedSequence keyed on the run seed, the evaluation
+    key and the evaluation's number. Each evaluation plays fresh start states, and two
+    training seeds share none (a 64-bit collision, about n^2 / 2^65 for n seeds drawn)."""
+    words = _evaluation_stream(seed, evaluation).spawn(1)[0].generate_state(episodes, np.uint64)
+    return [int(w) for w in words]
+
+
+def _policy_seed(seed: int, evaluation: int) -> int:
+    """Seed of the evaluation policy's own randomness (DQN's ε) in that evaluation."""
+    return int(_evaluation_stream(seed, evaluation).spawn(2)[1].generate_state(1)[0])
+
+
+def run_episodes(module: Any, env_id: str, episodes: int, seed: int | None = 0,
+                 evaluation: int = 0) -> list[float]:
+    """Undiscounted returns of ``episodes`` evaluation episodes: evaluation number
+    ``evaluation`` of the run seed's stream (:func:`evaluation_seeds`); ``seed=None``:
+    unseeded."""
     import torch
 
     env = envs.make_env(env_id, train=False)
+    reset_seeds: list[int | None] = (
+        [None] * episodes if seed is None else evaluation_seeds(seed, evaluation, episodes))
     returns = []
     # In eval mode for the whole evaluation: RLlib's forward_inference then switches no
     # mode back and forth (two walks over every submodule) on each step.
@@ -188,13 +218,12 @@ def run_episodes(module: Any, env_id: str, episodes: int, seed: int | None = 0) 
     # the global one would replay the same exploration after every evaluation.
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
-            torch.manual_seed(seed)
+            torch.manual_seed(_policy_seed(seed, evaluation))
         try:
             if was_training:
                 module.eval()
-            for i in range(episodes):
-                returns.append(_episode_return(module, env, None if seed is None
-                                               else seed + 10_000 + i))
+            for reset_seed in reset_seeds:
+                returns.append(_episode_return(module, env, reset_seed))
         finally:
             env.close()
             if was_training:
@@ -240,7 +269,8 @@ def load_module(checkpoint: Path) -> Any:
 
 def evaluate(run_dir: str | Path, episodes: int | None = None,
              seed: int | None = 0) -> dict[str, Any]:
-    """Mean ± std return of the run's latest checkpoint under its evaluation policy."""
+    """Mean ± std return of the run's latest checkpoint under its evaluation policy, on the
+    start states of evaluation 0 of ``seed``'s stream (those of a run's first evaluation)."""
     run = rundir.RunDir.open(run_dir)
     cfg = run.config
     if cfg.get("algo") is None or "env" not in cfg:
@@ -297,8 +327,10 @@ def progress_row(result: Mapping[str, Any], wall_s: float, steps_per_s: float) -
     }
 
 
-def _evaluate_algo(algo: Any, cfg: Mapping[str, Any]) -> dict[str, Any]:
-    returns = run_episodes(algo.get_module(), cfg["env"], cfg["eval_episodes"], cfg.get("seed"))
+def _evaluate_algo(algo: Any, cfg: Mapping[str, Any], evaluation: int = 0) -> dict[str, Any]:
+    """Evaluation number ``evaluation`` of the run (its start states: :func:`evaluation_seeds`)."""
+    returns = run_episodes(algo.get_module(), cfg["env"], cfg["eval_episodes"], cfg.get("seed"),
+                           evaluation)
     return summarize_returns(returns)
 
 
@@ -419,6 +451,9 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
     previous = run.read_table(PROGRESS)
     steps = int(previous["env_steps"].iloc[-1]) if not previous.empty else 0
     best_eval = _best_eval(previous)
+    # The evaluation stream's position: the evaluations in the kept rows (a resumed run's
+    # rows end at its checkpoint), so a resume continues the stream.
+    evaluations = int(previous["eval_return_mean"].notna().sum()) if not previous.empty else 0
     next_eval = (steps // eval_every + 1) * eval_every if eval_every else math.inf
     started = time.monotonic()
     last_checkpoint_steps = steps
@@ -440,8 +475,9 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
             row["env_steps_per_s"] = round((steps - steps_before) / max(1e-9, time.monotonic()
                                                                          - t0), 2)
             if steps >= next_eval:
-                row.update({k: v for k, v in _evaluate_algo(algo, cfg).items()
+                row.update({k: v for k, v in _evaluate_algo(algo, cfg, evaluations).items()
                             if k in ("eval_return_mean", "eval_return_std")})
+                evaluations += 1
                 next_eval = (steps // eval_every + 1) * eval_every
                 best_eval = max(best_eval, row["eval_return_mean"])
             run.append_rows(PROGRESS, [row])
@@ -459,7 +495,7 @@ def _train_loop(algo: Any, run: rundir.RunDir, cfg: Mapping[str, Any], metrics: 
                 reached_at = steps
                 break
     checkpoint = save_checkpoint(algo, run)
-    final_eval = _evaluate_algo(algo, cfg)
+    final_eval = _evaluate_algo(algo, cfg, evaluations)
     tracking.scalars(steps, {"rl/final_eval_return_mean": final_eval["eval_return_mean"]})
     tracking.close()
     table = run.read_table(PROGRESS)

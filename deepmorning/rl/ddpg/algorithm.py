@@ -29,7 +29,14 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LI
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.rl import envs
 from deepmorning.rl.ddpg.noise import NOISE_TYPES, ExplorationNoise
-from deepmorning.rl.offpolicy import learn_from_replay, sample_into_replay, updates_owed
+from deepmorning.rl.offpolicy import (
+    RUNNER_RANDOM_STATE,
+    gather_random_states,
+    learn_from_replay,
+    restore_random_states,
+    sample_into_replay,
+    updates_owed,
+)
 from deepmorning.rl.replay import TransitionReplayBuffer
 
 NUM_GRADIENT_UPDATES_LIFETIME = "num_gradient_updates_lifetime"
@@ -152,6 +159,15 @@ class DDPGConfig(AlgorithmConfig):
             raise DeepmorningError(f"tau must be in (0, 1], got {self.tau}")
         if self.updates_per_step <= 0:
             raise DeepmorningError(f"updates_per_step must be > 0, got {self.updates_per_step}")
+        if self.num_learners > 1:
+            # DDPGTorchLearner.compute_gradients takes each loss's gradients with
+            # torch.autograd.grad, which DistributedDataParallel's all-reduce never sees (it
+            # hooks backward()): every Learner would step on its own shard's gradients alone.
+            raise DeepmorningError(
+                f"DDPG trains with one Learner (num_learners 0 or 1), got {self.num_learners}: "
+                "its per-loss gradients (torch.autograd.grad) bypass the gradient all-reduce "
+                "that several Learners need"
+            )
         if not self.in_evaluation:
             check_env(self.env, self.env_config)
 
@@ -255,9 +271,11 @@ class DDPG(Algorithm):
         state = super().get_state(components, not_components=not_components, **kwargs)
         if self.config.store_buffer_in_checkpoints and self.local_replay_buffer is not None:
             state["replay_buffer"] = self.local_replay_buffer.get_state()
+        state[RUNNER_RANDOM_STATE] = gather_random_states(self)
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         if "replay_buffer" in state and self.local_replay_buffer is not None:
             self.local_replay_buffer.set_state(state["replay_buffer"])
+        restore_random_states(self, state.get(RUNNER_RANDOM_STATE))

@@ -127,6 +127,14 @@ class DDPGTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         return {Columns.ACTIONS: self.actor(self._flat_obs(batch))}
 
+    def _forward_exploration(self, batch: dict[str, Any], t: int = 0,
+                             **kwargs) -> dict[str, Any]:
+        """``mu(s)``; notes ``t``, the algorithm's env steps sampled so far as the EnvRunner
+        passes them (RLlib's global, checkpointed count, broadcast to every EnvRunner after
+        each iteration), for :class:`~deepmorning.rl.ddpg.noise.ExplorationNoise`'s warm-up."""
+        self.exploration_t = int(t)
+        return self._forward(batch, **kwargs)
+
     # -- learning -----------------------------------------------------------------------------
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         obs = self._flat_obs(batch)

@@ -11,6 +11,13 @@ evaluation), clips to the action bounds, and keeps one process per episode ID, s
 sub-environment has its own process, carried across ``sample()`` calls and reset at every new
 episode. Noise is in units of half the action range (``sigma = 0.2`` means 20% of the way from
 the centre to a bound), so one setting fits any Box space.
+
+The optional uniformly random warm-up follows the algorithm's global env-step count (the
+``t`` RLlib passes to ``forward_exploration``, kept in checkpoints and broadcast to every
+EnvRunner), not a count of its own: N EnvRunners take ``random_steps`` random steps together,
+not N times as many, and a resumed run does not warm up again. An action that a vector env
+discards (the step after an episode ended, which only resets that sub-environment) gets no
+noise: no draw is spent on it and no process advances.
 """
 
 from __future__ import annotations
@@ -80,9 +87,13 @@ def make_noise(kind: str, shape: tuple[int, ...], *, sigma: float, theta: float,
 class ExplorationNoise(ConnectorV2):
     """Module-to-env piece: ``a = clip(mu(s) + scale * noise_episode, low, high)`` when exploring.
 
-    Also takes uniformly random actions for the first ``random_steps`` env steps this EnvRunner
-    samples (0 in the paper preset), a common warm-up that fills the replay buffer with
-    diverse transitions. With ``explore=False`` (evaluation) actions pass through unchanged.
+    Also takes uniformly random actions while the algorithm's env steps sampled so far
+    (``rl_module.exploration_t``, see the module docstring) are below ``random_steps`` (0 in the
+    paper preset), a common warm-up that fills the replay buffer with diverse transitions.
+    With ``explore=False`` (evaluation) actions pass through unchanged.
+
+    ``rng`` is the noise's generator; the algorithm checkpoints its state per EnvRunner
+    (:meth:`get_random_state`), so a resumed run goes on with new draws.
     """
 
     def __init__(self, input_observation_space: gym.Space | None = None,
@@ -96,7 +107,6 @@ class ExplorationNoise(ConnectorV2):
         self.noise_type, self.sigma, self.theta, self.dt = noise_type, sigma, theta, dt
         self.random_steps = int(random_steps)
         self.rng = np.random.default_rng(seed)
-        self.steps = 0  # env steps this piece has acted on while exploring
         self._processes: dict[Any, OUNoise | GaussianNoise] = {}
 
     def _bounds(self, rl_module: RLModule) -> tuple[np.ndarray, np.ndarray]:
@@ -110,12 +120,18 @@ class ExplorationNoise(ConnectorV2):
             return batch
         low, high = self._bounds(rl_module)
         scale = (high - low) / 2.0
+        warm_up = getattr(rl_module, "exploration_t", self.random_steps) < self.random_steps
+        # The episodes that will take these actions. A sub-env whose episode just ended still
+        # gets an action (under the ended episode's ID), which the vector env discards while
+        # it resets that sub-env: it gets no noise.
+        live = {episode.id_ for episode in episodes if episode.is_reset}
         seen: set = set()
 
         def perturb(action: np.ndarray, eps_id: Any, *args: Any) -> np.ndarray:
+            if eps_id not in live:
+                return action
             seen.add(eps_id)
-            self.steps += 1
-            if self.steps <= self.random_steps:
+            if warm_up:
                 return self.rng.uniform(low, high).astype(np.float32)
             process = self._processes.get(eps_id)
             if process is None:  # a new episode starts with a fresh (reset) process
@@ -132,15 +148,12 @@ class ExplorationNoise(ConnectorV2):
                 del self._processes[eps_id]
         return batch
 
-    # Checkpointing: the warm-up counter survives a resume; running processes do not need to.
-    def get_state(self, components=None, *, not_components=None, **kwargs) -> dict[str, Any]:
-        return {"steps": self.steps}
+    # The noise generator's state is checkpointed per EnvRunner by the algorithm
+    # (deepmorning.rl.offpolicy), not as connector state: RLlib checkpoints the connectors of
+    # the local EnvRunner only and broadcasts them to all, which would give every EnvRunner
+    # the same draws. Running processes are not kept (a resumed run starts new episodes).
+    def get_random_state(self) -> dict[str, Any]:
+        return self.rng.bit_generator.state
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.steps = int(state.get("steps", self.steps))  # an empty state changes nothing
-
-    def merge_states(self, states: list[dict[str, Any]]) -> dict[str, Any]:
-        """After every iteration RLlib merges the remote EnvRunners' states and broadcasts the
-        result to all of them. The warm-up counter only grows: keep the largest, so no runner
-        goes back into its uniformly random warm-up (ConnectorV2's default returns ``{}``)."""
-        return {"steps": max((int(s.get("steps", 0)) for s in states), default=self.steps)}
+    def set_random_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state

@@ -27,7 +27,14 @@ from deepmorning.rl import envs
 from deepmorning.rl.dqn.learner import LOSSES, OPTIMIZERS, REDUCTIONS, DQNLearner
 from deepmorning.rl.dqn.module import NETWORKS, QModule
 from deepmorning.rl.dqn.presets import TRAINING_DEFAULTS
-from deepmorning.rl.offpolicy import learn_from_replay, sample_into_replay, updates_owed
+from deepmorning.rl.offpolicy import (
+    RUNNER_RANDOM_STATE,
+    gather_random_states,
+    learn_from_replay,
+    restore_random_states,
+    sample_into_replay,
+    updates_owed,
+)
 from deepmorning.rl.replay import TransitionReplayBuffer
 
 REPLAY_STATE = "dqn_replay_buffer"
@@ -127,6 +134,7 @@ class DQN(Algorithm):
         }
         if self.config.store_buffer_in_checkpoints:
             state[REPLAY_STATE] = self.replay.get_state()
+        state[RUNNER_RANDOM_STATE] = gather_random_states(self)
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -138,3 +146,4 @@ class DQN(Algorithm):
             self._update_credit = float(counters["update_credit"])
         if REPLAY_STATE in state:
             self.replay.set_state(state[REPLAY_STATE])
+        restore_random_states(self, state.get(RUNNER_RANDOM_STATE))

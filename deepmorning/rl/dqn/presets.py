@@ -1,6 +1,10 @@
 """Hyperparameter presets for DQN; each value's source is cited in the preset's docstring.
 
 Environment steps are *agent* steps: on Atari one step is 4 emulator frames (frame skip 4).
+Every Atari budget here (``timesteps``, ``replay_capacity``, ``learning_starts``,
+``epsilon_anneal_steps``) reads the papers' "frames" as agent steps, as DeepMind's code does:
+the Nature paper's "50 million frames (around 38 days of game experience)" is 50M agent steps
+of 4 emulator frames each (200M frames at 60 Hz = 38.6 days), not 50M emulator frames.
 """
 
 from __future__ import annotations
@@ -80,7 +84,10 @@ def nature() -> dict[str, Any]:
     - learning_starts 50,000: "replay start size".
     - loss ``huber``: Methods, "Training details" (error term clipped to [−1, 1]).
     - eval_epsilon 0.05: Methods, "Evaluation procedure".
-    - timesteps 12,500,000 agent steps = 50M frames: Methods, "Training details".
+    - timesteps 50,000,000 agent steps: Methods, "Training details", "a total of 50 million
+      frames (that is, around 38 days of game experience in total)"; 38 days only fit agent
+      steps of 4 emulator frames each (50M × 4 / 60 Hz = 38.6 days), the same unit as the
+      replay size, replay start and final exploration frame above.
     - noop starts (30) and frame skip 4 are applied by the environment (deepmorning.rl.envs).
     """
     return {
@@ -91,7 +98,7 @@ def nature() -> dict[str, Any]:
         "updates_per_env_step": 0.25,
         "learning_starts": 50_000,
         "env_steps_per_iteration": 1_000,
-        "timesteps": 12_500_000,
+        "timesteps": 50_000_000,
     }
 
 
@@ -108,7 +115,9 @@ def paper2013() -> dict[str, Any]:
     - gamma 0.99, lr 0.00025 and the RMSProp constants, learning_starts 50,000: not stated in
       the 2013 paper; the Nature paper's values (Extended Data Table 1).
     - eval_epsilon 0.05: Section 5.1.
-    - timesteps 2,500,000 agent steps = 10M frames (frame skip 4, Section 5).
+    - timesteps 10,000,000 agent steps: Section 5, "we trained for a total of 10 million
+      frames", in the unit of its "first million frames" of ε annealing and its replay
+      memory "of one million most recent frames" (agent steps, as in the Nature preset).
     """
     return {
         **ATARI_COMMON,
@@ -118,7 +127,7 @@ def paper2013() -> dict[str, Any]:
         "updates_per_env_step": 1.0,
         "learning_starts": 50_000,
         "env_steps_per_iteration": 1_000,
-        "timesteps": 2_500_000,
+        "timesteps": 10_000_000,
     }
 
 
