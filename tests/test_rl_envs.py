@@ -41,7 +41,7 @@ def step_both(env_id: str, steps: int, num_envs: int = 1, **kwargs) -> dict[str,
         for t, action in enumerate(actions):
             got_g = gymnasium.step(action)
             got_n = native.step(action)
-            for name, g, n in zip(("obs", "reward", "terminated", "truncated"), got_g, got_n,
+            for name, g, n in zip(("obs", "reward", "terminated", "truncated"), got_g[:4], got_n[:4],
                                   strict=True):
                 np.testing.assert_array_equal(n, g, err_msg=f"{name} at step {t}")
             _, reward, terminated, truncated, info_g = got_g
