@@ -41,8 +41,8 @@ def step_both(env_id: str, steps: int, num_envs: int = 1, **kwargs) -> dict[str,
         for t, action in enumerate(actions):
             got_g = gymnasium.step(action)
             got_n = native.step(action)
-            for name, g, n in zip(("obs", "reward", "terminated", "truncated"), got_g[:4], got_n[:4],
-                                  strict=True):
+            names = ("obs", "reward", "terminated", "truncated")
+            for name, g, n in zip(names, got_g[:4], got_n[:4], strict=True):
                 np.testing.assert_array_equal(n, g, err_msg=f"{name} at step {t}")
             _, reward, terminated, truncated, info_g = got_g
             lost = terminated & (info_g["lives"] > 0) & (info_g["lives"] < lives)
