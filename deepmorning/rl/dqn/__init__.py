@@ -32,6 +32,20 @@ def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str) -> 
         raise DeepmorningError(f"DQN needs a Box observation space, but {env_id} has {obs_space}")
 
 
+def env_config(env_id: str, hp: Mapping[str, Any]) -> dict[str, Any]:
+    """The training EnvRunners' ``env_config``: Atari samples from ale-py's native vector env
+    where ``atari_vector`` is ``native`` and the id allows it (deepmorning.rl.envs). A run
+    config without the key (written before it existed) keeps the Gymnasium stack it ran on."""
+    vector = hp.get("atari_vector", "gymnasium")
+    if vector not in envs.ATARI_VECTORS:
+        raise DeepmorningError(f"atari_vector must be one of {', '.join(envs.ATARI_VECTORS)}, "
+                               f"not '{vector}'")
+    config: dict[str, Any] = {"id": env_id, "train": True}
+    if vector == "native" and envs.native_atari_applies(env_id):
+        config["vector"] = "native"
+    return config
+
+
 def build_config(run: Mapping[str, Any]):
     """An RLlib :class:`DQNConfig` for a run config (env, hyperparameters, seed, resources)."""
     from deepmorning.rl.dqn.algorithm import HYPERPARAMETERS, DQNConfig
@@ -41,7 +55,10 @@ def build_config(run: Mapping[str, Any]):
     training = {k: v for k, v in hp.items() if k in HYPERPARAMETERS}
     config.training(lr=hp["lr"], gamma=hp["gamma"], grad_clip=hp.get("grad_clip"),
                     grad_clip_by="global_norm", **training)
-    config.environment(env=envs.register(), env_config={"id": run["env"], "train": True})
+    config.environment(env=envs.register(), env_config=env_config(run["env"], hp))
+    if config.env_config.get("vector") == "native":
+        # RLlib then builds its vector env from the creator's vector entry point.
+        config.env_runners(gym_env_vectorize_mode="vector_entry_point")
     config.env_runners(num_env_runners=run.get("num_env_runners", 0),
                        num_envs_per_env_runner=hp.get("num_envs", 1), num_cpus_per_env_runner=1,
                        batch_mode="truncate_episodes")

@@ -38,6 +38,9 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 DEFAULTS: dict[str, Any] = TRAINING_DEFAULTS | {
     "lr": 2.5e-4, "gamma": 0.99, "grad_clip": None, "num_envs": 1, "eval_episodes": 10,
     "smoothing_episodes": 20,
+    # Atari training samples from ale-py's C++ vector env ("native") or Gymnasium's wrapper
+    # stack ("gymnasium"); the same data either way (deepmorning.rl.envs). Ignored off Atari.
+    "atari_vector": "native",
 }
 
 ATARI_COMMON: dict[str, Any] = {
