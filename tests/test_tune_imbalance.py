@@ -112,7 +112,7 @@ def test_trainable_one_step_checkpoint_and_pictures(ray_local, tmp_path):
                       minority_fraction=0.03)
     assert result.metrics["epoch"] == 2
     assert result.metrics["n_train"] == 1940  # SMOTE raised the minority to 970
-    for key in ("balanced_acc", "minority_recall", "macro_f1"):
+    for key in ("balanced_acc", "minority_recall", "macro_f1", "minority_auc"):
         assert 0.0 <= result.metrics[key] <= 1.0
     assert trial.load_state(result.checkpoint.path)["epoch"] == 2
     paths = I.pictures(dict(result.config), result.checkpoint.path, tmp_path / "pics", "best")
@@ -120,20 +120,76 @@ def test_trainable_one_step_checkpoint_and_pictures(ray_local, tmp_path):
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
 
 
-def frame(recalls: dict[str, list[float]]) -> pd.DataFrame:
-    return pd.DataFrame([{"arm": a, "seed": s, "minority_recall": r}
-                         for a, rs in recalls.items() for s, r in enumerate(rs)])
+def test_smote_then_under_sampling_as_chawla_section_5(skewed):
+    """SMOTE the minority by N %, then cut the majority to the same count; originals kept."""
+    x, y = skewed
+    for percent, count in ((200, 90), (500, 180)):
+        xr, yr = I.resample("smote+under", x, y, seed=0, minority=np.array([1]),
+                            smote_percent=percent)
+        assert np.bincount(yr).tolist() == [count, count]
+        kept = {tuple(r) for r in xr[yr == 1]}
+        assert {tuple(r) for r in x[y == 1]} <= kept  # the 30 real minority points stay
+        originals = {tuple(r) for r in x[y == 0]}
+        assert all(tuple(r) in originals for r in xr[yr == 0])  # majority: a subset
+    with pytest.raises(ValueError, match="needs the minority"):
+        I.resample("smote+under", x, y, seed=0)
 
 
-def test_verdict_held_and_not_held():
-    held, text = I.verdict_resampling(frame({
-        "none": [0.2, 0.3, 0.25], "under": [0.8] * 3, "over": [0.6] * 3, "smote": [0.7] * 3,
-        "weights": [0.7] * 3}))
-    assert held and "none 0.250" in text
-    held, _ = I.verdict_resampling(frame({
-        "none": [0.6] * 3, "under": [0.8] * 3, "over": [0.55] * 3, "smote": [0.7] * 3,
-        "weights": [0.7] * 3}))
-    assert not held  # replication did not lift it
+def test_smote_under_on_digits_grows_each_minority_class():
+    d = I.make_digits(seed=0, fraction=0.04)
+    counts = np.bincount(d["y_train"])
+    xr, yr = I.resample("smote+under", d["x_train"], d["y_train"], seed=0,
+                        minority=d["minority"], smote_percent=200)
+    new = np.bincount(yr)
+    target = max(3 * counts[c] for c in I.DIGIT_MINORITY)
+    for c in range(10):
+        assert new[c] == (3 * counts[c] if c in I.DIGIT_MINORITY else target)
+
+
+def test_minority_auc_is_one_vs_rest_per_minority_class():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    proba = np.array([[.8, .1, .1], [.1, .8, .1], [.2, .7, .1], [.6, .3, .1],
+                      [.1, .1, .8], [.3, .3, .4]])
+    # class 1: positives score .7, .3; negatives .1, .8, .1, .3 -> AUC (4 + 1.5) / 8
+    # class 2: positives .8, .4 above every negative (.1) -> 1
+    assert I.minority_auc(y, proba, np.array([1, 2])) == pytest.approx((5.5 / 8 + 1) / 2)
+
+
+@pytest.mark.parametrize("arm", list(I.ARMS))
+def test_every_arm_gets_the_same_number_of_updates(monkeypatch, arm):
+    from deepmorning.tuning import space
+
+    study = I.STUDIES["resampling-2d"]
+    shared, arms, _ = space.study_arms(I.MODEL, study, scale="quick", sets={}, max_epochs=1)
+    reports: list[dict] = []
+    monkeypatch.setattr(trial, "report", lambda m, s=None: reports.append(dict(m)))
+    monkeypatch.setattr(trial, "restore", lambda: None)
+    I.train({**shared, **arms[arm], "arm": arm, "seed": 0, "steps_per_epoch": 7})
+    assert reports[-1]["updates"] == 7 and 0.0 <= reports[-1]["minority_auc"] <= 1.0
+    sizes = {"under": 60, "smote200+under": 180, "smote500+under": 360, "over": 1940,
+             "smote": 1940, "none": 1000, "weights": 1000}
+    assert reports[-1]["n_train"] == sizes[arm]
+
+
+def frame(auc: dict[str, list[float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"arm": a, "seed": s, "minority_auc": r}
+                         for a, rs in auc.items() for s, r in enumerate(rs)])
+
+
+def test_verdict_is_smote_under_minus_under_paired_by_seed():
+    base = {"over": [0.9] * 3, "smote": [0.91] * 3, "none": [0.5] * 3, "weights": [0.8] * 3}
+    held, text = I.verdict_smote_under(frame({
+        "under": [0.90, 0.80, 0.85], "smote200+under": [0.91, 0.81, 0.86],
+        "smote500+under": [0.905, 0.82, 0.855], **base}))
+    assert held and "smote200+under − under (minority_auc) = +0.01" in text
+    assert "smote − over" in text and "not in the verdict" in text
+    # a larger mean gain but one seed below under-sampling alone: not held
+    held, text = I.verdict_smote_under(frame({
+        "under": [0.90, 0.80, 0.85], "smote200+under": [0.95, 0.90, 0.84],
+        "smote500+under": [0.95, 0.90, 0.86], **base}))
+    assert not held and "2/3 seeds pass" in text
+    tie = {"under": [0.9] * 3, "smote200+under": [0.9] * 3, "smote500+under": [0.9] * 3}
+    assert not I.verdict_smote_under(frame({**tie, **base}))[0]
 
 
 def test_unknown_method_and_dataset_are_clear_errors(skewed):

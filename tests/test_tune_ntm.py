@@ -95,7 +95,7 @@ def test_verdict_held_and_not_held():
     held, text = ntm.generalises(frame([1.0, 2.0, 3.0], [20.0, 25.0, 30.0]))
     assert held and "far below" in text
     held, text = ntm.generalises(frame([13.0, 14.0, 12.0], [25.0, 26.0, 24.0]))
-    assert not held and "13.0 vs LSTM 25.0" in text
+    assert not held and "13.0 vs LSTM 25.0" in text and "0.5·lstm − ntm" in text
 
 
 @pytest.mark.parametrize("arch", ["ntm", "lstm"])

@@ -154,7 +154,7 @@ def frame(rel: dict[str, list[float]], nonrel: dict[str, list[float]]) -> pd.Dat
 def test_verdict_held_and_not_held():
     held, text = R.verdict_rn_vs_mlp(frame({"cnn+rn": [0.9, 0.92, 0.88], "cnn+mlp": [0.6] * 3},
                                            {"cnn+rn": [0.97] * 3, "cnn+mlp": [0.95] * 3}))
-    assert held and "CNN+RN 0.900" in text
+    assert held and "cnn+rn − cnn+mlp (rel_acc) = +0.3 ±" in text
     # a relational gap but a baseline that fails the non-relational questions
     held, _ = R.verdict_rn_vs_mlp(frame({"cnn+rn": [0.9] * 3, "cnn+mlp": [0.6] * 3},
                                         {"cnn+rn": [0.97] * 3, "cnn+mlp": [0.55] * 3}))

@@ -78,13 +78,18 @@ def test_claim_table_and_verdict_from_a_hand_made_frame():
     rows = report.arm_rows(claim, study)
     assert rows == [{"arm": "small", "seeds": 2, "loss": "2.5 ± 0.71", "weight": "0.15 ± 0.071"},
                     {"arm": "large", "seeds": 2, "loss": "0.4 ± 0.14", "weight": "2.95 ± 0.071"}]
-    assert report.verdict(study, claim) == (True, "large (0.4) beats small (2.5) on mean loss")
+    outcome = report.verdict(study, claim)  # paired by seed: 3.0 − 0.5, 2.0 − 0.3
+    held, sentence = outcome
+    label = "small − large (loss, lower is better)"
+    assert held is True and sentence.startswith(f"{label} = +2.1 ± 0.4")
     worse = claim.assign(loss=[0.1, 0.2, 0.5, 0.3, None])
     assert report.verdict(study, worse)[0] is False
     held, sentence = report.verdict(study, claim[claim.arm == "small"])
     assert held is None and "no finished trial for arm(s) large" in sentence
-    md = report.claim_markdown("toy", study, rows, True, "large wins", {"seeds": 2})
+    md = report.claim_markdown("toy", study, rows, True, "large wins", {"seeds": 2},
+                               outcome.comparisons)
     assert "| small | 2 | 2.5 ± 0.71 | 0.15 ± 0.071 |" in md and "**held**" in md
+    assert f"| {label} | +2.1 ± 0.4 | 2/2 | > 0 in every seed | holds |" in md
 
 
 def test_a_space_with_nothing_searched_runs_seeds():

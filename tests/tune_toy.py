@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from ray import tune
 
-from deepmorning.tuning import registry, trial
+from deepmorning.tuning import registry, trial, verdict
 
 SPACE = {
     "epochs": 4,
@@ -91,8 +91,8 @@ def pictures(config: Mapping[str, Any], checkpoint: Path, folder: Path, tag: str
     return [plots.save(fig, folder / f"toy-{tag}.png")]
 
 
-def _large_lr_wins(results: Any) -> tuple[bool, str]:
-    return registry.better(results, "loss", "min", "large", "small")
+def _large_lr_wins(results: Any) -> verdict.Outcome:
+    return verdict.paired(results, "loss", "large", "small", mode="min")
 
 
 STUDIES = {

@@ -45,7 +45,8 @@ from ray import tune
 from torch import nn
 
 from deepmorning.tuning import trial
-from deepmorning.tuning.registry import Study, TuneModel, better, register
+from deepmorning.tuning import verdict as V
+from deepmorning.tuning.registry import Study, TuneModel, register
 
 SOURCE_SPLIT_SEED = 0  # fixed split of the 1,797 source digits into train / test sources
 DATA_SEED = 1234  # the warped images are the same for every trial and arm
@@ -413,14 +414,14 @@ def pictures(config: Mapping[str, Any], checkpoint: Path, out: Path, tag: str) -
 
 
 # -- the claim study -------------------------------------------------------------------------------
-def verdict_deform(results: Any) -> tuple[bool, str]:
-    """Held when the deformable arm's mean test accuracy beats the plain arm of the same depth
-    and width, and also the plain arm widened to as many parameters (when it was run)."""
-    held, line = better(results, "acc", "max", "deformable", "plain")
+def verdict_deform(results: Any) -> V.Outcome:
+    """Held when the deformable arm's test accuracy beats the plain arm of the same depth and
+    width in every seed (paired by seed), and also the plain arm widened to as many parameters
+    (when it was run)."""
+    parts = [V.paired(results, "acc", "deformable", "plain")]
     if "plain-matched" in set(results["arm"]):
-        held2, line2 = better(results, "acc", "max", "deformable", "plain-matched")
-        held, line = held and held2, f"{line}; {line2}"
-    return held, line
+        parts.append(V.paired(results, "acc", "deformable", "plain-matched"))
+    return V.all_of(*parts)
 
 
 STUDIES = {

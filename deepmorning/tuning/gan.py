@@ -55,7 +55,8 @@ from ray import tune
 from torch import nn
 
 from deepmorning.tuning import trial
-from deepmorning.tuning.registry import Study, TuneModel, arm_means, register
+from deepmorning.tuning import verdict as V
+from deepmorning.tuning.registry import Study, TuneModel, register
 
 CLASSIFIER_SEED = 0
 EVAL_SAMPLES = 1000
@@ -536,24 +537,33 @@ INFOGAN_SPACE: dict[str, Any] = {
 ARMS = {"infogan": {}, "gan": {"lambda_cat": 0.0, "lambda_cont": 0.0}}
 
 
-def verdict_categorical(results: Any) -> tuple[bool, str]:
-    """Held when InfoGAN's code matches digit classes far above chance (≥ 3 × 10 %) and better
-    than the same GAN without the mutual-information term."""
-    m = arm_means(results, "cat_acc")
-    held = m["infogan"] >= 0.3 and m["infogan"] > m["gan"]
-    word = "captures" if held else "does not capture"
-    return held, (f"InfoGAN's categorical code {word} digit identity: accuracy "
-                  f"{m['infogan']:.3f} vs {m['gan']:.3f} without the MI term (chance 0.10)")
+#: Code-to-digit accuracy the categorical claim asks of every seed. Chen et al. report 95 %
+#: (5 % error) on MNIST; "captures digit identity" at this scale means most digits map to
+#: their own code value: 0.7, seven times chance (0.10), not merely above it.
+CAT_ACC_BOUND = 0.7
 
 
-def verdict_continuous(results: Any) -> tuple[bool, str]:
-    """Held when InfoGAN's continuous codes explain at least twice as much of a visual factor
-    as the same inputs of the GAN without the MI term, and at least a quarter of it."""
-    m = arm_means(results, "cont_r2")
-    held = m["infogan"] >= 0.25 and m["infogan"] >= 2 * m["gan"]
-    word = "controls" if held else "does not control"
-    return held, (f"a continuous code {word} one visual factor: R² {m['infogan']:.3f} vs "
-                  f"{m['gan']:.3f} without the MI term")
+def verdict_categorical(results: Any) -> V.Outcome:
+    """Held when InfoGAN's code-to-digit accuracy is above :data:`CAT_ACC_BOUND` in every seed
+    and above the same GAN's without the mutual-information term in every seed (paired)."""
+    out = V.all_of(V.level(results, "cat_acc", "infogan", CAT_ACC_BOUND),
+                   V.paired(results, "cat_acc", "infogan", "gan"))
+    word = "captures" if out.held else "does not capture"
+    means = V.means_text(results, "cat_acc", ("infogan", "gan"))
+    return V.Outcome(out.held, f"InfoGAN's categorical code {word} digit identity (mean "
+                     f"accuracy {means}; chance 0.10): {out.sentence}", out.comparisons)
+
+
+def verdict_continuous(results: Any) -> V.Outcome:
+    """Held when, in every seed, InfoGAN's continuous codes explain more than a quarter of a
+    visual factor and more than twice as much as the same inputs of the GAN without the MI
+    term (paired by seed)."""
+    out = V.all_of(V.level(results, "cont_r2", "infogan", 0.25),
+                   V.paired(results, "cont_r2", "infogan", "gan", ratio=2.0))
+    word = "controls" if out.held else "does not control"
+    means = V.means_text(results, "cont_r2", ("infogan", "gan"))
+    return V.Outcome(out.held, f"a continuous code {word} one visual factor (mean R² {means}): "
+                     f"{out.sentence}", out.comparisons)
 
 
 PAPER_SCALE = {"size": 28, "fc": 1024, "ch": 64, "epochs": 50}

@@ -40,7 +40,8 @@ from ray import tune
 from torch import nn
 
 from deepmorning.tuning import trial
-from deepmorning.tuning.registry import Study, TuneModel, arm_means, register
+from deepmorning.tuning import verdict as V
+from deepmorning.tuning.registry import Study, TuneModel, register
 
 WIDTH = 8  # bits per vector (Section 4.1)
 SHIFTS = (-1, 0, 1)  # allowed integer shifts (Section 3.3.2)
@@ -339,18 +340,20 @@ def _weightings_picture(model: NTM, length: int, path: Path) -> Path:
 
 
 # -- claim studies -----------------------------------------------------------------------------
-def generalises(results: Any, factor_ratio: float = 0.5) -> tuple[bool, str]:
-    """Held when the NTM's mean bit errors per sequence at each of 2x, 3x and 4x the training
-    length are below ``factor_ratio`` times the LSTM's ("far below")."""
-    parts, held = [], True
+def generalises(results: Any, factor_ratio: float = 0.5) -> V.Outcome:
+    """Held when, in every seed, the NTM's bit errors per sequence at each of 2x, 3x and 4x
+    the training length are below ``factor_ratio`` times the same seed's LSTM's ("far
+    below"; paired by seed)."""
+    parts, means = [], []
     for f in FACTORS[1:]:
         col = f"bit_err_{f}x"
-        means = arm_means(results, col)
-        ntm, lstm = means["ntm"], means["lstm"]
-        held &= ntm < factor_ratio * lstm
-        parts.append(f"{f}x: NTM {ntm:.1f} vs LSTM {lstm:.1f}")
-    word = "far below" if held else "not far below (< half)"
-    return bool(held), f"NTM bit errors per sequence {word} the LSTM's: " + "; ".join(parts)
+        parts.append(V.paired(results, col, "ntm", "lstm", mode="min", ratio=factor_ratio))
+        m = V.arm_means(results, col)
+        means.append(f"{f}x: NTM {m['ntm']:.1f} vs LSTM {m['lstm']:.1f}")
+    out = V.all_of(*parts)
+    word = "far below" if out.held else f"not far below (< {factor_ratio:g}×)"
+    return V.Outcome(out.held, f"NTM bit errors per sequence {word} the LSTM's (means "
+                     + "; ".join(means) + f"): {out.sentence}", out.comparisons)
 
 
 STUDIES = {

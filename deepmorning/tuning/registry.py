@@ -185,17 +185,7 @@ def get(name: str) -> TuneModel:
     return _REGISTRY[name]
 
 
-# -- helpers for verdicts ----------------------------------------------------------------------
-def arm_means(results: Any, metric: str) -> dict[str, float]:
-    """Mean of ``metric`` per arm over seeds."""
-    return {arm: float(v) for arm, v in results.groupby("arm")[metric].mean().items()}
-
-
-def better(results: Any, metric: str, mode: str, winner: str, loser: str,
-           margin: float = 0.0) -> tuple[bool, str]:
-    """Verdict: arm ``winner`` beats arm ``loser`` on the seed mean of ``metric`` by > margin."""
-    means = arm_means(results, metric)
-    a, b = means[winner], means[loser]
-    held = (a - b > margin) if mode == "max" else (b - a > margin)
-    word = "beats" if held else "does not beat"
-    return held, f"{winner} ({a:.4g}) {word} {loser} ({b:.4g}) on mean {metric}"
+# -- verdicts -----------------------------------------------------------------------------------
+# Verdict helpers live in deepmorning.tuning.verdict (paired by seed). ``arm_means`` stays
+# importable from here for the modules that have not switched yet (srcnn.py).
+from deepmorning.tuning.verdict import arm_means  # noqa: E402,F401

@@ -46,7 +46,8 @@ from ray import tune
 from torch import nn
 
 from deepmorning.tuning import trial
-from deepmorning.tuning.registry import Study, TuneModel, arm_means, register
+from deepmorning.tuning import verdict as V
+from deepmorning.tuning.registry import Study, TuneModel, register
 
 # -- Sort-of-CLEVR generator (Santoro §5.3) ----------------------------------------------------
 COLORS = ("red", "green", "blue", "orange", "gray", "yellow")
@@ -492,16 +493,13 @@ def pictures(config: Mapping[str, Any], checkpoint: Path, out: Path, tag: str) -
 
 # -- claims -----------------------------------------------------------------------------------
 def verdict_rn_vs_mlp(results: Any, margin: float = 0.10, good: float = 0.85,
-                      ) -> tuple[bool, str]:
-    """Held when CNN+RN beats CNN+MLP on relational accuracy by more than ``margin`` and both
-    reach ``good`` on non-relational questions (the paper: >94% for both; MLP 63% relational)."""
-    rel, nonrel = arm_means(results, "rel_acc"), arm_means(results, "nonrel_acc")
-    gap = rel["cnn+rn"] - rel["cnn+mlp"]
-    both_good = min(nonrel["cnn+rn"], nonrel["cnn+mlp"]) >= good
-    held = gap > margin and both_good
-    return held, (f"relational: CNN+RN {rel['cnn+rn']:.3f} vs CNN+MLP {rel['cnn+mlp']:.3f} "
-                  f"(gap {gap:+.3f}, needs > {margin}); non-relational: CNN+RN "
-                  f"{nonrel['cnn+rn']:.3f}, CNN+MLP {nonrel['cnn+mlp']:.3f} (needs >= {good})")
+                      ) -> V.Outcome:
+    """Held when CNN+RN beats CNN+MLP on relational accuracy by more than ``margin`` in every
+    seed (paired) and both exceed ``good`` on non-relational questions in every seed (the
+    paper: >94% for both; MLP 63% relational)."""
+    return V.all_of(V.paired(results, "rel_acc", "cnn+rn", "cnn+mlp", margin=margin),
+                    V.level(results, "nonrel_acc", "cnn+rn", good),
+                    V.level(results, "nonrel_acc", "cnn+mlp", good))
 
 
 STUDIES = {

@@ -9,7 +9,8 @@
 - ``best.json``: the best trial by its last value of the metric: config, value, the best
   checkpoint's path (by the metric, within that trial) and its latest checkpoint's path.
 - ``claim.csv``/``claim.md`` of a study: one row per arm and seed; mean ± std per arm beside the
-  paper's own figure, and whether the claim held at this scale.
+  paper's own figure, the paired difference ± SE of each comparison the verdict made
+  (:mod:`deepmorning.tuning.verdict`), and whether the claim held at this scale.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pandas as pd
 
 from deepmorning.platform.results import flatten
 from deepmorning.tuning.registry import Study
+from deepmorning.tuning.verdict import Comparison, Outcome, comparisons_of
 
 #: Tune's own bookkeeping in every result: not the trainable's metrics.
 INTERNAL = frozenset({
@@ -186,22 +188,26 @@ def arm_rows(claim: pd.DataFrame, study: Study) -> list[dict[str, Any]]:
     return rows
 
 
-def verdict(study: Study, claim: pd.DataFrame) -> tuple[bool | None, str]:
-    """The study's verdict on the finished trials; None when it cannot be decided."""
+def verdict(study: Study, claim: pd.DataFrame) -> Outcome:
+    """The study's verdict on the finished trials (unpacks as ``(held, sentence)``; held is
+    None when it cannot be decided), with the comparisons it made."""
     done = finished(claim, study.metric)
     missing = [arm for arm in study.arms if not (done["arm"] == arm).any()]
     if missing:
-        return None, f"not decided: no finished trial for arm(s) {', '.join(missing)}"
+        return Outcome(None, f"not decided: no finished trial for arm(s) {', '.join(missing)}")
     try:
-        held, sentence = study.verdict(done.reset_index(drop=True))
+        result = study.verdict(done.reset_index(drop=True))
+        held, sentence = result
     except Exception as exc:  # noqa: BLE001 - a verdict bug must not lose the run's tables
-        return None, f"not decided: the verdict failed ({type(exc).__name__}: {exc})"
-    return bool(held), str(sentence)
+        return Outcome(None, f"not decided: the verdict failed ({type(exc).__name__}: {exc})")
+    return Outcome(bool(held), str(sentence), comparisons_of(result))
 
 
 def claim_markdown(model: str, study: Study, rows: list[dict[str, Any]], held: bool | None,
-                   sentence: str, context: Mapping[str, Any]) -> str:
-    """claim.md: the claim, the measured table, the paper's figure, and the verdict line."""
+                   sentence: str, context: Mapping[str, Any],
+                   comparisons: Sequence[Comparison] = ()) -> str:
+    """claim.md: the claim, the measured table, the paired comparisons (difference ± SE), the
+    paper's figure, and the verdict line."""
     cols = ["arm", "seeds", study.metric, *study.columns]
     word = {True: "**held**", False: "**did not hold**", None: "**not decided**"}[held]
     lines = [
@@ -217,6 +223,7 @@ def claim_markdown(model: str, study: Study, rows: list[dict[str, Any]], held: b
     ]
     for row in rows:
         lines.append("| " + " | ".join(str(row.get(c, "")) for c in cols) + " |")
+    lines += comparison_lines(comparisons)
     lines += [
         "",
         f"**Paper.** {study.paper}",
@@ -227,6 +234,19 @@ def claim_markdown(model: str, study: Study, rows: list[dict[str, Any]], held: b
         "",
     ]
     return "\n".join(lines)
+
+
+def comparison_lines(comparisons: Sequence[Comparison]) -> list[str]:
+    """claim.md's table of the verdict's comparisons: paired difference ± SE per comparison."""
+    if not comparisons:
+        return []
+    rows = [c.row() for c in comparisons]
+    cols = list(rows[0])
+    lines = ["", "Paired by seed (arms of one seed share data and initialisation): difference "
+             "as mean ± standard error over seeds.", "",
+             "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return lines
 
 
 # -- the closing table ----------------------------------------------------------------------------

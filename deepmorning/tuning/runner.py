@@ -451,13 +451,15 @@ def write_outputs(run: rundir.RunDir, grid: Any, cfg: Mapping[str, Any],
     if study is not None:
         claim = report.claim_frame(results, study)
         write_table(run, CLAIM_CSV, claim)
-        held, sentence = report.verdict(study, claim)
+        outcome = report.verdict(study, claim)
+        held, sentence = outcome
         claim_rows = report.arm_rows(claim, study)
         context = {"scale": cfg["scale"], "seeds": len(cfg["seeds"]), "epochs": cfg["epochs"]}
         (run.path / CLAIM_MD).write_text(report.claim_markdown(
-            cfg["model"], study, claim_rows, held, sentence, context))
+            cfg["model"], study, claim_rows, held, sentence, context, outcome.comparisons))
         summary["claim"] = {"held": held, "verdict": sentence, "paper": study.paper,
-                            "arms": claim_rows}
+                            "arms": claim_rows,
+                            "comparisons": [c.row() for c in outcome.comparisons]}
         pictures += arm_pictures(run, grid, study, model)
     pictures += draw_pictures(model.pictures, best_rec["config"],
                               report.best_checkpoint(best, cfg["metric"], cfg["mode"]),

@@ -48,7 +48,8 @@ from ray import tune
 from torch import nn
 
 from deepmorning.tuning import trial
-from deepmorning.tuning.registry import Study, TuneModel, arm_means, better, register
+from deepmorning.tuning import verdict as V
+from deepmorning.tuning.registry import Study, TuneModel, register
 
 # -- data: number words -> digits ---------------------------------------------------------------
 ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
@@ -478,29 +479,28 @@ def pictures(config: Mapping[str, Any], checkpoint: Path, out: Path, tag: str) -
 
 
 # -- claim studies ------------------------------------------------------------------------------
-def learns(results: Any, min_bleu: float = 50.0, min_exact: float = 0.3) -> tuple[bool, str]:
-    """Held when the seed-mean test BLEU (beam) >= ``min_bleu`` and exact match >= ``min_exact``
+def learns(results: Any, min_bleu: float = 50.0, min_exact: float = 0.3) -> V.Outcome:
+    """Held when test BLEU (beam) > ``min_bleu`` and exact match > ``min_exact`` in every seed
     (a model that has not learned the task scores near 0 on both)."""
-    means = arm_means(results, "test_bleu_beam")
-    exact = arm_means(results, "test_exact_beam")
-    arm = next(iter(means))
-    held = means[arm] >= min_bleu and exact[arm] >= min_exact
-    return held, (f"{arm}: test BLEU {means[arm]:.1f} (>= {min_bleu:g}?) and exact match "
-                  f"{exact[arm]:.3f} (>= {min_exact:g}?) with beam search")
+    arm = str(results["arm"].iloc[0])
+    return V.all_of(V.level(results, "test_bleu_beam", arm, min_bleu),
+                    V.level(results, "test_exact_beam", arm, min_exact))
 
 
-def falls_with_length(results: Any) -> tuple[bool, str]:
+def falls_with_length(results: Any) -> V.Outcome:
     """Held when BLEU on long sources (12-14 words) is below BLEU on short ones (2-6) in every
     seed, so that the mean drop is not one seed's accident."""
-    drops = (results["bleu_short"] - results["bleu_long"]).to_numpy()
-    held = bool((drops > 0).all())
+    arm = str(results["arm"].iloc[0])
+    out = V.within(results, arm, "bleu_short", "bleu_long")
     short, long = results["bleu_short"].mean(), results["bleu_long"].mean()
-    return held, (f"BLEU {short:.1f} on short sources vs {long:.1f} on long ones "
-                  f"(drop in {int((drops > 0).sum())}/{len(drops)} seeds)")
+    return V.Outcome(out.held, f"BLEU {short:.1f} on short sources vs {long:.1f} on long ones: "
+                     f"{out.sentence}", out.comparisons)
 
 
-def gated_beats_tanh(results: Any) -> tuple[bool, str]:
-    return better(results, "test_bleu_beam", "max", "gated", "tanh", margin=5.0)
+def gated_beats_tanh(results: Any) -> V.Outcome:
+    """Held when the gated unit's test BLEU exceeds the tanh unit's by more than 5 in every
+    seed (paired)."""
+    return V.paired(results, "test_bleu_beam", "gated", "tanh", margin=5.0)
 
 
 PAPER_SCALE = {"emb": 620, "hidden": 1000, "maxout": 500, "optimizer": "adadelta",
