@@ -20,28 +20,32 @@ What is followed:
       patches, mini-batch 64, He initialisation, and one model trained on ×2, ×3 and ×4 at
       once (§4.3, "single model for multiple scales").
     - Evaluation: PSNR and SSIM from ``skimage.metrics`` on the Y channel of held-out images,
-      ``scale`` border pixels shaved (as the papers' evaluation code does), always reported next
-      to the bicubic baseline of the same images.
+      ``scale`` border pixels shaved (as the papers' evaluation code does), SSIM with Wang et
+      al.'s 11×11 Gaussian window (σ = 1.5), always reported next to the bicubic baseline of the
+      same images.
 
 Data (scikit-image's bundled images; no downloads; the split is fixed):
     train: astronaut, coffee, rocket, immunohistochemistry, hubble_deep_field, brick, grass,
     gravel, page, text, moon, clock; held-out test: camera, chelsea, coins (natural photos,
-    like Set5). Low resolution = scikit-image ``resize`` by 1/scale (order 3, anti-aliased);
-    bicubic = ``resize`` back up with order 3 (a cubic spline, not MATLAB's ``imresize``, so the
-    absolute dB values are not the papers' Set5 numbers; the comparisons are the point).
+    like Set5). Low resolution = MATLAB's bicubic ``imresize`` by 1/scale, bicubic = back up
+    by ``scale``, as both papers do (:mod:`deepmorning.tuning.imresize`). The images are not
+    Set5, so the absolute dB values are not the papers'; the comparisons are the point.
 
 What ``quick`` shrinks (the default scale; ``--scale paper`` drops it):
     VDSR's width 64 -> 32 and depth 20 -> 10, patches 41 -> 32 (SRCNN 33 -> 32), batches
     64/128 -> 16, 400 updates for VDSR (8 epochs × 50) and 1,600 for SRCNN (8 × 200; its
-    updates are ~10× cheaper) instead of 80 epochs over 291 augmented images, the test images
+    updates are ~10× cheaper) in a plain search, instead of 80 epochs over 291 augmented images
+    (the studies set their own budgets: SRCNN 6,400, ``vs-srcnn`` 1,600 each, VDSR 800 with
+    the paper's 20 layers in ``beats-bicubic``), the test images
     are 96×96 centre crops, and the optimiser is Adam (lr 1e-3, SRCNN 2e-3 with its 10× smaller
     last-layer rate) with He initialisation: the papers' plain SGD needs ~10^8 (SRCNN) or ~10^6
     (VDSR) patch updates, far beyond a CPU laptop. VDSR's adjustable gradient clipping stays on
     (θ/γ with Adam's γ). The ``residual`` study trains ×2 only for 200 updates.
 
-Claim studies (Kim et al. Table 1/Fig. 3 and Table 3; Dong et al. Table 2/Fig. 1): the model
-beats bicubic PSNR at ×2 and ×3; VDSR ≥ SRCNN; residual learning converges faster than a
-non-residual net of the same depth.
+Claim studies (Kim et al. Table 1/Fig. 3, Table 2 and Table 3; Dong et al. Table 2/Fig. 1): the
+model beats bicubic PSNR at ×2 and ×3; one {2,3,4} model is within ~0.1 dB of a ×2-only model
+at ×2; VDSR beats SRCNN; residual learning converges faster than a non-residual net of the same
+depth. Every verdict is paired by seed (:func:`paired_verdict`).
 """
 
 from __future__ import annotations
