@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from skimage import color, data, metrics, transform
+from scipy import signal
+from skimage import color, data, metrics
 from tune_step import fixed, run_step
 
-from deepmorning.tuning import registry, srcnn, trial
+from deepmorning.tuning import imresize, registry, space, srcnn, trial
 
 TINY = {"depth": 3, "width": 8, "batch": 2, "patch": 16, "steps_per_epoch": 2,
         "test_crop": 48, "epochs": 1}
@@ -28,19 +29,42 @@ def test_y_channel_is_bt601_luma_from_skimage():
     np.testing.assert_allclose(srcnn.rgb_to_y(astro), color.rgb2ycbcr(astro)[..., 0] / 255.0)
 
 
-def test_bicubic_and_psnr_ssim_match_direct_skimage_calls():
+def test_bicubic_is_matlab_imresize_down_then_up_and_psnr_matches_skimage():
     hr = srcnn.modcrop(srcnn.rgb_to_y(srcnn.load_rgb("camera"))[100:220, 200:320], 3)
     up = srcnn.bicubic(hr, 3)
-    lr = transform.resize(hr, (40, 40), order=3, anti_aliasing=True)
-    np.testing.assert_allclose(up, transform.resize(lr, (120, 120), order=3))
-    p, s = srcnn.psnr_ssim(hr, up, 3)
+    lr = imresize.imresize(hr, 1 / 3)
+    assert lr.shape == (40, 40)
+    np.testing.assert_allclose(up, imresize.imresize(lr, 3.0))
+    p, _ = srcnn.psnr_ssim(hr, up, 3)
     a, b = hr[3:-3, 3:-3], np.clip(up, 0, 1)[3:-3, 3:-3]
     assert p == pytest.approx(metrics.peak_signal_noise_ratio(a, b, data_range=1.0))
-    assert s == pytest.approx(metrics.structural_similarity(a, b, data_range=1.0))
     assert 18 < p < 40
     # a larger scale loses more detail
     assert srcnn.psnr_ssim(hr[:108, :108], srcnn.bicubic(hr[:108, :108], 2), 2)[0] > \
         srcnn.psnr_ssim(hr[:108, :108], srcnn.bicubic(hr[:108, :108], 4), 4)[0]
+
+
+def test_ssim_uses_the_papers_11x11_gaussian_window():
+    """Wang et al. 2004: 11×11 Gaussian, σ = 1.5, population statistics; computed here by hand
+    on the region where the window fits (scikit-image crops the same 5-pixel margin)."""
+    hr = srcnn.rgb_to_y(srcnn.load_rgb("camera"))[200:248, 200:248]
+    pred = np.clip(srcnn.bicubic(hr, 2), 0, 1)
+    _, got = srcnn.psnr_ssim(hr, pred, 2)
+    a, b = hr[2:-2, 2:-2], pred[2:-2, 2:-2]
+    g = np.exp(-(np.arange(-5, 6) ** 2) / (2 * 1.5**2))
+    window = np.outer(g, g) / np.outer(g, g).sum()
+
+    def mean(img: np.ndarray) -> np.ndarray:
+        return signal.correlate2d(img, window, mode="valid")
+
+    mu_a, mu_b = mean(a), mean(b)
+    var_a, var_b = mean(a * a) - mu_a**2, mean(b * b) - mu_b**2
+    cov = mean(a * b) - mu_a * mu_b
+    c1, c2 = (0.01 * 1.0) ** 2, (0.03 * 1.0) ** 2
+    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)
+            / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)))
+    assert got == pytest.approx(float(ssim.mean()), abs=1e-9)
+    assert got != pytest.approx(metrics.structural_similarity(a, b, data_range=1.0), abs=1e-3)
 
 
 def test_test_split_is_fixed_and_disjoint():
@@ -119,22 +143,49 @@ def frame(rows: list[tuple[str, int, dict]]) -> pd.DataFrame:
     return pd.DataFrame([{"arm": a, "seed": s, **m} for a, s, m in rows])
 
 
-def test_verdicts_on_hand_made_frames():
+def test_verdicts_on_hand_made_frames_are_paired_by_seed():
     vdsr = registry.get("vdsr")
     good = frame([("vdsr", s, {"psnr_x2": 30.0, "bicubic_x2": 29.5, "psnr_x3": 28.0,
                                "bicubic_x3": 27.0}) for s in range(3)])
     assert vdsr.study("beats-bicubic").verdict(good)[0]
-    bad = good.assign(psnr_x2=29.0)
-    held, text = vdsr.study("beats-bicubic").verdict(bad)
-    assert not held and "×2" in text
+    held, text = vdsr.study("beats-bicubic").verdict(good.assign(psnr_x2=[31.0, 31.0, 29.0]))
+    assert not held and "×2" in text and "2/3 seeds" in text  # the mean gains, one seed not
     res = frame([("residual", 0, {"psnr": 28.0}), ("plain", 0, {"psnr": 27.0}),
-                 ("residual", 1, {"psnr": 28.2}), ("plain", 1, {"psnr": 27.1})])
+                 ("residual", 1, {"psnr": 28.2}), ("plain", 1, {"psnr": 27.1}),
+                 ("residual", 2, {"psnr": 27.0}), ("plain", 2, {"psnr": 26.9})])
     assert vdsr.study("residual").verdict(res)[0]
-    assert not vdsr.study("residual").verdict(res.assign(psnr=[26, 27, 26, 27]))[0]
-    gains = frame([("x2", 0, {"psnr_gain": 0.1}), ("x3", 0, {"psnr_gain": 0.3})])
+    tie = res.assign(psnr=[28.0, 28.0, 28.2, 28.2, 27.0, 27.0])
+    assert not vdsr.study("residual").verdict(tie)[0]
+    # paired: seed 2's arms are both low, yet residual wins it; unpaired means would not see it
+    one_bad = res.assign(psnr=[28.0, 27.0, 28.2, 27.1, 26.8, 26.9])
+    held, text = vdsr.study("residual").verdict(one_bad)
+    assert not held and "2/3 seeds" in text
+    gains = frame([("x2", s, {"psnr_gain": 0.1}) for s in range(3)]
+                  + [("x3", s, {"psnr_gain": 0.3}) for s in range(3)])
     assert registry.get("srcnn").study("beats-bicubic").verdict(gains)[0]
     assert not registry.get("srcnn").study("beats-bicubic").verdict(
-        gains.assign(psnr_gain=[-0.2, 0.3]))[0]
+        gains.assign(psnr_gain=[0.5, 0.5, -0.01, 0.3, 0.3, 0.3]))[0]
+    multi = frame([(arm, s, {"psnr": p}) for s in range(3)
+                   for arm, p in (("multi", 30.0 - 0.04 * s), ("x2-only", 30.0))])
+    assert vdsr.study("multiscale").verdict(multi)[0]  # within 0.1 dB in every seed
+    assert not vdsr.study("multiscale").verdict(multi.assign(psnr=[29.8, 30, 30, 30, 30, 30]))[0]
+    vs = frame([(arm, s, {"psnr": p, "psnr_gain": g}) for s in range(3)
+                for arm, p, g in (("vdsr", 28.5, 0.9), ("srcnn", 28.0, 0.4))])
+    held, text = vdsr.study("vs-srcnn").verdict(vs)
+    assert held and "SRCNN vs bicubic +0.40" in text
+
+
+def test_multiscale_study_runs_one_short_trial_per_arm(ray_local, tmp_path):
+    model = registry.get("vdsr")
+    study = model.study("multiscale")
+    shared, arms, _ = space.study_arms(model, study, scale="quick", sets={}, max_epochs=1)
+    assert arms == {"multi": {"train_scales": "2,3,4"}, "x2-only": {"train_scales": "2"}}
+    assert shared["scale"] == 2 and shared["epochs"] == 1
+    for name, values in arms.items():
+        overrides = {**shared, **values, **TINY, "seed": 0}
+        result = run_step("vdsr", tmp_path / name, **overrides)
+        assert np.isfinite(result.metrics["psnr"]) and "psnr_x2" in result.metrics
+        assert ("psnr_x4" in result.metrics) == (name == "multi")
 
 
 def test_registered_models_and_studies():
