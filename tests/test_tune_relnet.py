@@ -191,3 +191,85 @@ def test_colour_blind_accuracy_is_between_chance_and_one():
     assert 0.5 < blind["horizontal"] < 0.8
     assert blind["count"] > blind["shape"]  # "k of one shape" is right for k of 6 colours
     assert blind["nonrel_acc"] < 0.7 and blind["rel_acc"] < 0.85
+
+
+# -- state descriptions (Santoro §5.1) ---------------------------------------------------------
+def test_state_encoding_has_one_hots_and_coordinates_in_raster_order():
+    state = R.encode_state(XY, SHAPES, 75)
+    assert state.shape == (6, R.D_STATE) == (6, 10)
+    # raster order of the centres (row y first, then x): gray (66, 8), red (10, 10),
+    # green (24, 12), orange (50, 40), yellow (8, 60), blue (64, 66)
+    order = ["gray", "red", "green", "orange", "yellow", "blue"]
+    assert [R.COLORS[int(np.argmax(row[:6]))] for row in state] == order
+    red = state[1]
+    assert red[:6].tolist() == [1, 0, 0, 0, 0, 0]  # colour one-hot: red
+    assert red[6:8].tolist() == [1, 0]  # shape one-hot: square
+    assert red[8:] == pytest.approx([2 * 10 / 74 - 1, 2 * 10 / 74 - 1])
+    yellow = state[4]
+    assert yellow[5] == 1 and yellow[6:8].tolist() == [0, 1]  # yellow, circle
+    assert yellow[8:] == pytest.approx([2 * 8 / 74 - 1, 2 * 60 / 74 - 1])
+    assert (state[:, :8].sum(1) == 2).all()  # exactly one colour and one shape per object
+    corners = R.encode_state(np.array([[0, 0], [74, 74], [74, 0], [0, 74], [30, 30],
+                                       [40, 40]]), SHAPES, 75)
+    assert corners[0, 8:].tolist() == [-1, -1] and corners[-1, 8:].tolist() == [1, 1]
+
+
+def test_state_dataset_describes_the_pixel_datasets_scenes():
+    pixels, states = R.make_dataset(12, 75, 4), R.make_state_dataset(12, 75, 4)
+    assert states["objects"].shape == (12, 6, R.D_STATE)
+    for key in ("image", "question", "answer", "subtype"):
+        assert torch.equal(pixels[key], states[key])  # same questions about the same scenes
+    for n in range(12):
+        img = pixels["images"][n].permute(1, 2, 0).numpy()
+        for row in states["objects"][n].numpy():
+            colour = int(np.argmax(row[:6]))
+            ys, xs = np.nonzero((img == R.RGB[colour]).all(-1))
+            x, y = (row[8:] + 1) * 74 / 2
+            assert abs(xs.mean() - x) < 0.5 and abs(ys.mean() - y) < 0.5
+
+
+def test_state_models_compare_at_equal_size_and_rn_ignores_object_order():
+    config = {**R.SPACE, **R.QUICK, **R.STATE_QUICK}
+    torch.manual_seed(0)
+    rn, mlp = R.build({**config, "model": "rn"}), R.build({**config, "model": "mlp"})
+    assert isinstance(rn, R.StateRN) and isinstance(mlp, R.StateMLP)
+    assert abs(R.n_params(rn) / R.n_params(mlp) - 1) < 0.05  # "comparable size" (§5.3)
+    objects = R.make_state_dataset(4, 75, 0)["objects"]
+    q = torch.zeros(4, R.Q_DIM)
+    shuffled = objects[:, torch.tensor([5, 3, 1, 0, 2, 4])]
+    assert torch.allclose(rn(objects, q), rn(shuffled, q), atol=1e-5)
+    assert not torch.allclose(mlp(objects, q), mlp(shuffled, q), atol=1e-5)
+
+
+def test_state_study_runs_one_short_trial(ray_local, tmp_path):
+    """One trial of the study's RN arm through Tune, with the study's own quick config."""
+    from deepmorning.tuning import registry, space
+
+    model = registry.get("relnet")
+    study = model.study("rn-vs-mlp-state")
+    shared, arms, _ = space.study_arms(model, study, scale="quick", sets={}, max_epochs=1)
+    assert shared["input"] == "state" and shared["n_train"] == 10_000
+    result = run_step("relnet", tmp_path, **{**shared, **arms["rn"], **TINY})
+    assert result.metrics["epoch"] == 1 and result.metrics["params"] == 19468
+    for key in ("rel_acc", "nonrel_acc", "acc_closest"):
+        assert 0.0 <= result.metrics[key] <= 1.0
+    paths = R.pictures(dict(result.config), result.checkpoint.path, tmp_path / "pics", "rn")
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_state_verdict_is_paired_and_needs_every_seed():
+    nonrel = {"rn": [0.99] * 3, "mlp": [0.88] * 3}
+    held, text = R.verdict_rn_vs_mlp_state(frame({"rn": [0.9, 0.89, 0.91],
+                                                  "mlp": [0.78, 0.79, 0.785]}, nonrel))
+    assert held and "3/3 seeds positive" in text and "+0.120" in text
+    # one bad seed fails, however large the mean gain
+    held, text = R.verdict_rn_vs_mlp_state(frame({"rn": [0.95, 0.95, 0.7],
+                                                  "mlp": [0.6, 0.6, 0.71]}, nonrel))
+    assert not held and "2/3" in text
+    # a tie is not a gain
+    held, _ = R.verdict_rn_vs_mlp_state(frame({"rn": [0.8] * 3, "mlp": [0.8] * 3}, nonrel))
+    assert not held
+    # pairing is by seed, not by row order
+    df = frame({"rn": [0.9, 0.5, 0.9], "mlp": [0.8, 0.45, 0.85]}, nonrel)
+    held, diffs, _ = R.paired_every_seed(df.iloc[::-1], "rel_acc", "rn", "mlp")
+    assert held and diffs == pytest.approx({0: 0.1, 1: 0.05, 2: 0.05})
