@@ -657,7 +657,7 @@ def paired_every_seed(results: Any, metric: str, a: str, b: str,
 def verdict_rn_vs_mlp_state(results: Any) -> tuple[bool, str]:
     """Held when the RN's relational accuracy beats the MLP's in every seed (paired)."""
     held, _, sentence = paired_every_seed(results, "rel_acc", "rn", "mlp")
-    nonrel = arm_means(results, "nonrel_acc")
+    nonrel = V.arm_means(results, "nonrel_acc")
     return held, (f"{sentence}; non-relational accuracy (context, not judged): RN "
                   f"{nonrel['rn']:.3f}, MLP {nonrel['mlp']:.3f}")
 
