@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -423,20 +424,27 @@ def test_a_resume_at_a_uri_downloads_the_run_once(ray_local, tmp_path, monkeypat
     uri = (tmp_path / "bucket" / "study").as_uri()
     cfg = runner.resolve(runner.TuneRequest(model="toy"))
     RunDir.create(uri, runner.GROUP, runner.run_name(cfg), cfg)
-    downloads = []
-    download = remote.Mirror.download
+    # resumed on another machine: no staging copy, so opening the run downloads it
+    shutil.rmtree(tmp_path / "staging")
+    downloads, opens = [], []
+    download, refresh = remote.Mirror.download, remote.Mirror.refresh
 
     def counted(mirror: remote.Mirror) -> None:
         downloads.append(mirror.uri)
         download(mirror)
 
+    def counted_open(mirror: remote.Mirror) -> None:
+        opens.append(mirror.uri)
+        refresh(mirror)
+
     monkeypatch.setattr(remote.Mirror, "download", counted)
+    monkeypatch.setattr(remote.Mirror, "refresh", counted_open)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exited:
         cli.main(["tune", "toy", "--resume", uri, "--num-samples", "3", "--set", "lr=0.01"])
     err = capsys.readouterr().err
     assert exited.value.code == 2, err
-    assert downloads == [uri]
+    assert opens == [uri] and downloads == [uri]
     assert "ignoring --num-samples, --set\n" in err and "no Tune experiment state to resume" in err
 
 
