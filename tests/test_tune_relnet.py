@@ -10,6 +10,7 @@ from tune_step import run_step
 
 from deepmorning.tuning import relnet as R
 from deepmorning.tuning import trial
+from deepmorning.tuning import verdict as V
 
 # A hand-built 75x75 scene (x, y): red far top-left, green next to it, blue bottom-right,
 # orange centre-right, gray top-right, yellow bottom-left.
@@ -261,7 +262,7 @@ def test_state_verdict_is_paired_and_needs_every_seed():
     nonrel = {"rn": [0.99] * 3, "mlp": [0.88] * 3}
     held, text = R.verdict_rn_vs_mlp_state(frame({"rn": [0.9, 0.89, 0.91],
                                                   "mlp": [0.78, 0.79, 0.785]}, nonrel))
-    assert held and "3/3 seeds positive" in text and "+0.120" in text
+    assert held and "3/3 seeds pass" in text and "+0.12, " in text
     # one bad seed fails, however large the mean gain
     held, text = R.verdict_rn_vs_mlp_state(frame({"rn": [0.95, 0.95, 0.7],
                                                   "mlp": [0.6, 0.6, 0.71]}, nonrel))
@@ -271,5 +272,6 @@ def test_state_verdict_is_paired_and_needs_every_seed():
     assert not held
     # pairing is by seed, not by row order
     df = frame({"rn": [0.9, 0.5, 0.9], "mlp": [0.8, 0.45, 0.85]}, nonrel)
-    held, diffs, _ = R.paired_every_seed(df.iloc[::-1], "rel_acc", "rn", "mlp")
-    assert held and diffs == pytest.approx({0: 0.1, 1: 0.05, 2: 0.05})
+    held, _ = R.verdict_rn_vs_mlp_state(df.iloc[::-1])
+    assert held and V.diffs(df.iloc[::-1], "rel_acc", "rn", "mlp") == pytest.approx(
+        {0: 0.1, 1: 0.05, 2: 0.05})

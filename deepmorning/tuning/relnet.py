@@ -43,7 +43,7 @@ an MLP of comparable parameter count on the objects flattened in raster order (a
 feature map is flattened; :func:`raster_order`). Its ``quick`` budget (:data:`STATE_QUICK`):
 10,000 scenes (200,000 questions), 3 epochs of mini-batch 64 (≈ 9,400 updates), g 3×64,
 f 64-64, MLP 3×80 (19.5 k vs 19.7 k parameters), Adam lr 1e-3. Its verdict is paired by seed
-(:func:`paired_every_seed`).
+(the shared paired verdict, :func:`deepmorning.tuning.verdict.paired`).
 """
 
 from __future__ import annotations
@@ -629,37 +629,13 @@ def verdict_rn_vs_mlp(results: Any, margin: float = 0.10, good: float = 0.85,
                     V.level(results, "nonrel_acc", "cnn+mlp", good))
 
 
-def paired_every_seed(results: Any, metric: str, a: str, b: str,
-                      ) -> tuple[bool, dict[int, float], str]:
-    """Arm ``a`` beats arm ``b`` on ``metric`` (higher is better) in **every** seed, paired.
-
-    The arms of one seed share the data and the initialisation seed, so the comparison is the
-    per-seed difference d_s = a_s − b_s; the rule holds when d_s > 0 for every seed (a tie or
-    one bad seed fails) and at least two seeds are paired. Returns ``(held, {seed: d_s},
-    sentence with mean ± standard error)``. Kept to this one function so that the shared
-    paired-verdict helper (``deepmorning.tuning.verdict``) can replace it.
-    """
-    wide = results.pivot_table(index="seed", columns="arm", values=metric, aggfunc="mean")
-    wide = wide.dropna(subset=[c for c in (a, b) if c in wide.columns])
-    if a not in wide.columns or b not in wide.columns:
-        return False, {}, f"{metric}: arm {a if a not in wide.columns else b} has no seeds"
-    diffs = {int(seed): float(d) for seed, d in (wide[a] - wide[b]).items()}
-    values = np.array(list(diffs.values()))
-    held = len(values) >= 2 and bool((values > 0).all())
-    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) >= 2 else float("nan")
-    shown = ", ".join(f"{d:+.3f}" for d in values)
-    sentence = (f"{a} − {b} on {metric}, paired by seed: {values.mean():+.3f} ± {se:.3f} "
-                f"(mean ± SE; per seed {shown}; {int((values > 0).sum())}/{len(values)} "
-                "seeds positive, needs every seed)")
-    return held, diffs, sentence
-
-
-def verdict_rn_vs_mlp_state(results: Any) -> tuple[bool, str]:
+def verdict_rn_vs_mlp_state(results: Any) -> V.Outcome:
     """Held when the RN's relational accuracy beats the MLP's in every seed (paired)."""
-    held, _, sentence = paired_every_seed(results, "rel_acc", "rn", "mlp")
     nonrel = V.arm_means(results, "nonrel_acc")
-    return held, (f"{sentence}; non-relational accuracy (context, not judged): RN "
-                  f"{nonrel['rn']:.3f}, MLP {nonrel['mlp']:.3f}")
+    return V.all_of(
+        V.paired(results, "rel_acc", "rn", "mlp"),
+        note=f"non-relational accuracy (context, not judged): RN {nonrel['rn']:.3f}, "
+             f"MLP {nonrel['mlp']:.3f}")
 
 
 #: The state study at ``quick``: the review's budget (10,000 scenes, 200,000 questions,
