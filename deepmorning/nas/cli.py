@@ -193,3 +193,66 @@ def train_cmd(settings, search_dir: str, epochs: int | None, output: str | None)
         train_best(source, epochs=epochs, output=output, gpus=gpus)
     finally:
         runtime.shutdown()
+
+
+@nas.group("table")
+def table_group() -> None:
+    """Tabular benchmarks: every architecture of a small space trained once, looked up later."""
+
+
+@table_group.command("build")
+@click.option("--space", "space_name", default=None,
+              help="Table space: cnn2 (2,048 architectures, the shipped table) or tiny (16, for "
+                   "tests).  [default: cnn2]")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help="Training seeds per architecture (with --resume: raise it to add seeds).  "
+                   "[default: 2]")
+@click.option("--in-flight", type=click.IntRange(min=1), default=None,
+              help="Children queued on Ray at once (default: the cluster's CPUs).")
+@click.option("--output", type=click.Path(), help="Run directory to create (path or URI).")
+@click.option("--resume", type=click.Path(), help="Continue an unfinished build.")
+@click.pass_obj
+def table_build_cmd(settings, space_name: str | None, seeds: int | None, in_flight: int | None,
+                    output: str | None, resume: str | None) -> None:
+    """Train every architecture of a table space with a few seeds, over Ray; resumable."""
+    from deepmorning.nas import table as T
+
+    if resume is not None:
+        if space_name is not None:
+            console.warn("--space is ignored with --resume: the build's stored space is used")
+        run = RunDir.resume(resume, group="nas")
+        cfg = run.config
+        if "table_space" not in cfg:
+            raise DeepmorningError(f"{run.location} is not a table build")
+        if seeds is not None and seeds != cfg["seeds"]:
+            if seeds < cfg["seeds"]:
+                raise DeepmorningError(f"--seeds {seeds} is below the build's {cfg['seeds']}")
+            cfg["seeds"] = seeds
+            run.write_json("config.json", cfg)
+        spec = T.get_spec(cfg["table_space"])
+    else:
+        spec = T.get_spec(space_name or T.DEFAULT_SPEC)
+        cfg = {"table_space": spec.name, "seeds": seeds or 2, "spec": spec.to_dict()}
+        target = output or default_output("nas", f"table-{spec.name}")
+        RunDir.ensure_new(target)
+        run = None
+    conn = runtime.connect(settings.address)
+    try:
+        if run is None:
+            check_shared_output(target, len(conn.nodes))
+            run, _ = open_or_create(group="nas", name=f"table-{spec.name}", config=cfg,
+                                    output=target, resume=None)
+        n = len(T.enumerate_architectures(spec.space, spec.layers))
+        console.console.print(
+            f"table {spec.name}: {n} architectures x {cfg['seeds']} seeds -> {run.location} "
+            f"({'resumed, ' + str(len(T.done_keys(run))) + ' rows kept' if resume else 'new'})")
+        if conn.dashboard_url:
+            console.console.print(f"Ray dashboard: {conn.dashboard_url}")
+        summary = T.build(run, spec, cfg["seeds"], in_flight or max(1, int(conn.total_cpus)))
+        T.plot_distribution(run)
+        run.finish(summary)
+        console.print_kv(f"table {spec.name}", {k: v for k, v in summary.items()
+                                                if not isinstance(v, dict)}
+                         | summary["val_acc_quantiles"])
+    finally:
+        runtime.shutdown()

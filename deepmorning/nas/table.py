@@ -173,6 +173,15 @@ def done_keys(run: Any) -> set[tuple[int, int]]:
                                                                    strict=True)}
 
 
+def build_order(n: int) -> list[int]:
+    """The order architectures are trained in: a fixed shuffle, so the rows of a partial build
+    (one seed done, a build stopped early) are a uniform sample of the space, not its first
+    corner."""
+    order = list(range(n))
+    random.Random(20190211).shuffle(order)  # fixed: every build and resume agree
+    return order
+
+
 def build(run: Any, spec: TableSpec, seeds: int, in_flight: int) -> dict[str, Any]:
     """Train every (architecture, seed) not yet in ``run``'s rows, over Ray; write the table."""
     import ray
@@ -182,7 +191,7 @@ def build(run: Any, spec: TableSpec, seeds: int, in_flight: int) -> dict[str, An
 
     archs = enumerate_architectures(spec.space, spec.layers)
     have = done_keys(run)
-    todo = [(i, s) for s in range(seeds) for i in range(len(archs)) if (i, s) not in have]
+    todo = [(i, s) for s in range(seeds) for i in build_order(len(archs)) if (i, s) not in have]
     info = run.info
     wall_before = float(info.get("build_seconds", 0.0))
     start = time.time()
@@ -334,3 +343,22 @@ def lookup(path: str, arch_dict: dict, seed: int) -> dict[str, Any]:
     row = random.Random(seed).choice(rows)
     return {"val_acc": float(row[2]), "test_acc": float(row[3]), "params": int(row[4]),
             "table_seed": int(row[1])}
+
+
+def plot_distribution(run: Any) -> Path | None:
+    """``table.png``: the spread of validation accuracy over the space (per-architecture mean)
+    and its seed noise, the two numbers that decide whether the table can tell searches apart."""
+    from deepmorning.platform.plots import figure, save
+
+    path = run.path / TABLE_FILE
+    if not path.is_file():
+        return None
+    table = load_table(str(path))
+    val = list(per_arch_mean(table, "val_acc").values())
+    fig, ax = figure(f"Table {table['manifest']['space']['name']}: validation accuracy of "
+                     f"{len(val)} architectures", "validation accuracy (mean over seeds)",
+                     "architectures")
+    ax.hist(val, bins=40)
+    ax.axvline(max(val), color="C1", label=f"best {max(val):.3f}")
+    ax.legend()
+    return save(fig, run.path / "table.png")
