@@ -23,4 +23,21 @@ def plot_run(run: RunDir) -> list[Path]:
             ax.errorbar(ev["env_steps"], ev["eval_return_mean"], yerr=ev["eval_return_std"],
                         marker="o", capsize=3, label="evaluation")
     ax.legend()
+    _wall_clock_axis(ax, df)
     return [save(fig, run.path / "learning_curve.png")]
+
+
+def _wall_clock_axis(ax, df) -> None:
+    """A top axis in wall-clock hours (the run's own ``wall_s``, resumes included), so one plot
+    answers both "after how many steps" and "after how long"."""
+    import numpy as np
+
+    if "wall_s" not in df.columns or len(df) < 2:
+        return
+    steps = df["env_steps"].to_numpy(dtype=float)
+    hours = df["wall_s"].to_numpy(dtype=float) / 3600.0
+    if not (np.all(np.diff(steps) > 0) and np.all(np.diff(hours) >= 0)):
+        return
+    top = ax.secondary_xaxis("top", functions=(lambda x: np.interp(x, steps, hours),
+                                               lambda h: np.interp(h, hours, steps)))
+    top.set_xlabel("wall-clock hours")
