@@ -175,6 +175,25 @@ def test_verdicts_on_hand_made_frames_are_paired_by_seed():
     assert held and "SRCNN vs bicubic +0.40" in text
 
 
+def test_sr_verdicts_are_the_shared_paired_rule_and_one_seed_decides_nothing():
+    """The SR studies use deepmorning.tuning.verdict: one seed is not a paired comparison
+    (the old private helper held with a single seed), and claim.md gets each comparison."""
+    vdsr, srcnn = registry.get("vdsr"), registry.get("srcnn")
+    one = frame([("vdsr", 0, {"psnr_x2": 31.0, "bicubic_x2": 29.0, "psnr_x3": 28.0,
+                              "bicubic_x3": 27.0})])
+    held, text = vdsr.study("beats-bicubic").verdict(one)
+    assert not held and "needs at least 2 paired seeds" in text
+    assert not srcnn.study("beats-bicubic").verdict(
+        frame([("x2", 0, {"psnr_gain": 0.7}), ("x3", 0, {"psnr_gain": 0.8})]))[0]
+    assert not vdsr.study("residual").verdict(
+        frame([("residual", 0, {"psnr": 30.0}), ("plain", 0, {"psnr": 28.0})]))[0]
+    res = frame([(arm, s, {"psnr": p + 0.1 * s}) for s in range(3)
+                 for arm, p in (("residual", 30.0), ("plain", 29.0))])
+    out = vdsr.study("residual").verdict(res)
+    assert [c.row()["result"] for c in out.comparisons] == ["holds"]
+    assert out.comparisons[0].row()["paired difference ± SE"] == "+1 ± 0"
+
+
 def test_multiscale_study_runs_one_short_trial_per_arm(ray_local, tmp_path):
     model = registry.get("vdsr")
     study = model.study("multiscale")

@@ -184,8 +184,3 @@ def get(name: str) -> TuneModel:
         raise DeepmorningError(f"unknown model '{name}'; choose one of: {', '.join(names())}")
     return _REGISTRY[name]
 
-
-# -- verdicts -----------------------------------------------------------------------------------
-# Verdict helpers live in deepmorning.tuning.verdict (paired by seed). ``arm_means`` stays
-# importable from here for the modules that have not switched yet (srcnn.py).
-from deepmorning.tuning.verdict import arm_means  # noqa: E402,F401

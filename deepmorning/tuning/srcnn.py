@@ -45,7 +45,8 @@ What ``quick`` shrinks (the default scale; ``--scale paper`` drops it):
 Claim studies (Kim et al. Table 1/Fig. 3, Table 2 and Table 3; Dong et al. Table 2/Fig. 1): the
 model beats bicubic PSNR at ×2 and ×3; one {2,3,4} model is within ~0.1 dB of a ×2-only model
 at ×2; VDSR beats SRCNN; residual learning converges faster than a non-residual net of the same
-depth. Every verdict is paired by seed (:func:`paired_verdict`).
+depth. Every verdict is paired by seed, through the shared
+:mod:`deepmorning.tuning.verdict` (every seed, at least two seeds).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from skimage import color, data, metrics
 from torch import nn
 
 from deepmorning.tuning import imresize, trial
+from deepmorning.tuning import verdict as V
 from deepmorning.tuning.registry import Study, TuneModel, register
 
 TRAIN_IMAGES = ("astronaut", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
@@ -389,67 +391,41 @@ def side_by_side(config: Mapping[str, Any], checkpoint: Path, folder: Path, tag:
 
 
 # -- claim studies ------------------------------------------------------------------------------
-def paired_verdict(diffs: Any, label: str, margin: float = 0.0) -> tuple[bool, str]:
-    """Held when the per-seed difference exceeds ``margin`` in **every** seed (the arms of one
-    seed share data and initialisation seed, so they are compared paired, seed by seed).
+def beats_bicubic_verdict(scales: tuple[int, ...], arm: str = "vdsr"):
+    """Arm ``arm``'s PSNR beats the bicubic PSNR of the same images at every scale in
+    ``scales``, paired by seed (:func:`deepmorning.tuning.verdict.within`, every seed)."""
 
-    ``diffs`` maps seed -> difference (a pandas Series); the text gives mean ± standard error.
-    """
-    values = np.asarray(diffs, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    n = values.size
-    passed = int((values > margin).sum())
-    held = n > 0 and passed == n
-    se = float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
-    mean = float(values.mean()) if n else float("nan")
-    bound = f" > {margin:+.2f}" if margin else " > 0"
-    return held, f"{label} {mean:+.2f} ± {se:.2f} dB (paired, mean ± SE; {bound.strip()} in " \
-                 f"{passed}/{n} seeds)"
-
-
-def seed_differences(results: Any, metric: str, winner: str, loser: str) -> Any:
-    """Per seed: ``metric`` of arm ``winner`` minus that of arm ``loser``."""
-    table = results.pivot_table(index="seed", columns="arm", values=metric)
-    return table[winner] - table[loser]
-
-
-def all_held(parts: list[tuple[bool, str]]) -> tuple[bool, str]:
-    return all(h for h, _ in parts), "; ".join(t for _, t in parts)
-
-
-def beats_bicubic_verdict(scales: tuple[int, ...]):
-    """Every seed's PSNR beats the bicubic PSNR at every scale in ``scales``."""
-
-    def verdict(results: Any) -> tuple[bool, str]:
-        by_seed = results.set_index("seed")
-        return all_held([paired_verdict(by_seed[f"psnr_x{s}"] - by_seed[f"bicubic_x{s}"],
-                                        f"×{s} model − bicubic") for s in scales])
+    def verdict(results: Any) -> V.Outcome:
+        return V.all_of(*(V.within(results, arm, f"psnr_x{s}", f"bicubic_x{s}",
+                                   label=f"×{s} model − bicubic (PSNR)", unit=" dB")
+                          for s in scales))
 
     return verdict
 
 
-def gain_per_arm_verdict(results: Any) -> tuple[bool, str]:
+def gain_per_arm_verdict(results: Any) -> V.Outcome:
     """Each arm (one scale) beats bicubic (``psnr_gain`` > 0) in every seed."""
-    return all_held([paired_verdict(group.set_index("seed")["psnr_gain"], f"{arm} gain")
-                     for arm, group in sorted(results.groupby("arm"))])
+    return V.all_of(*(V.level(results, "psnr_gain", arm, 0.0,
+                              label=f"{arm}: PSNR − bicubic PSNR (dB)")
+                      for arm in sorted(set(results["arm"]))))
 
 
 def better_verdict(winner: str, loser: str, metric: str = "psnr", margin: float = 0.0):
-    """Arm ``winner``'s ``metric`` minus arm ``loser``'s exceeds ``margin`` in every seed."""
+    """Arm ``winner``'s ``metric`` minus arm ``loser``'s exceeds ``margin`` in every seed
+    (:func:`deepmorning.tuning.verdict.paired`)."""
 
-    def verdict(results: Any) -> tuple[bool, str]:
-        return paired_verdict(seed_differences(results, metric, winner, loser),
-                              f"{winner} − {loser} ({metric})", margin)
+    def verdict(results: Any) -> V.Outcome:
+        return V.paired(results, metric, winner, loser, margin=margin)
 
     return verdict
 
 
-def vs_srcnn_verdict(results: Any) -> tuple[bool, str]:
+def vs_srcnn_verdict(results: Any) -> V.Outcome:
     """VDSR beats SRCNN in every seed; the text also says where SRCNN stands to bicubic, since
     the comparison only means something once SRCNN is above it."""
-    held, text = better_verdict("vdsr", "srcnn")(results)
-    srcnn = results[results["arm"] == "srcnn"]
-    return held, f"{text}; SRCNN vs bicubic {float(srcnn['psnr_gain'].mean()):+.2f} dB"
+    gain = V.arm_means(results, "psnr_gain").get("srcnn", float("nan"))
+    return V.all_of(better_verdict("vdsr", "srcnn")(results),
+                    note=f"SRCNN vs bicubic {gain:+.2f} dB (mean, context)")
 
 
 #: Updates per study at ``quick`` (epochs × steps_per_epoch), see the docs for why.
