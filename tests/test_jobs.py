@@ -48,6 +48,9 @@ def _head_env() -> dict[str, str]:
                                   if p and Path(p) != Path(venv_bin))
     env["PYTHONPATH"] = str(REPO)  # the jobs import this checkout's deepmorning
     env["RAY_JOB_START_TIMEOUT_SECONDS"] = str(PENDING_LIMIT_S)
+    # Processes export their metrics every 10 s by default: the metrics tests would wait up to
+    # that long for a value already set. 1 s is Ray's floor.
+    env["RAY_metrics_report_interval_ms"] = "1000"
     return env
 
 
