@@ -64,6 +64,26 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def run_main(capsys, *args: str) -> CliResult:
+    """``deepmorning ARGS`` through the real ``deepmorning.cli.main``, in this process.
+
+    For input the CLI refuses before Ray starts (a parse error, a bad value, an unknown name):
+    milliseconds instead of a fresh interpreter that imports torch, Ray and RLlib. Tests whose
+    point is the process itself (an exit status seen by a shell, a signal, Ray never started,
+    a fresh environment) keep ``run_cli``.
+    """
+    from deepmorning import cli
+
+    capsys.readouterr()
+    try:
+        cli.main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return CliResult(code, out, err)
+
+
 @pytest.fixture(scope="session")
 def _ray_session() -> Iterator[None]:
     """Shut down the embedded Ray of the in-process tests once, at the end of the session."""

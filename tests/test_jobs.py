@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port, run_cli
+from conftest import REPO, CliResult, free_port, run_cli
 
 PENDING_LIMIT_S = 40  # Ray fails a job whose supervisor cannot start within this
 
@@ -48,6 +48,9 @@ def _head_env() -> dict[str, str]:
                                   if p and Path(p) != Path(venv_bin))
     env["PYTHONPATH"] = str(REPO)  # the jobs import this checkout's deepmorning
     env["RAY_JOB_START_TIMEOUT_SECONDS"] = str(PENDING_LIMIT_S)
+    # Processes export their metrics every 10 s by default: the metrics tests would wait up to
+    # that long for a value already set. 1 s is Ray's floor.
+    env["RAY_metrics_report_interval_ms"] = "1000"
     return env
 
 
@@ -142,7 +145,28 @@ def one_error(res) -> str:
     return lines[0]
 
 
+@pytest.fixture(scope="module")
+def pending_job(jobs_head) -> tuple[CliResult, str]:
+    """A job that asks for a GPU no node has, submitted once for the module.
+
+    It stays PENDING until Ray fails it after ``PENDING_LIMIT_S``; the test that follows it to
+    its end runs last, so that this wait overlaps the other tests instead of adding to them.
+    """
+    res = job(jobs_head, "submit", "--gpus", "1", "--pending-timeout", "5", "--", "info")
+    return res, job_id_of(res.stdout)
+
+
 # -- submitting ---------------------------------------------------------------------------------
+def test_job_stuck_pending_is_reported_with_its_setup_log(jobs_head, pending_job):
+    """No node has a GPU: the job waits for one until Ray's start timeout (PENDING_LIMIT_S)."""
+    res, job_id = pending_job
+    line = one_error(res)
+    assert "PENDING" in line and "deepmorning job stop" in line
+    assert "still PENDING" in res.stderr and "setup log so far" in res.stderr
+    status = job(jobs_head, "status", job_id)
+    assert "PENDING" in status.stdout and "setup log so far" in status.stderr
+
+
 def test_submit_info_succeeds_and_streams_its_output(jobs_head):
     res = job(jobs_head, "submit", "--", "info")
     assert res.returncode == 0, res.stdout + res.stderr
@@ -281,19 +305,6 @@ def test_follow_streams_the_log_once_instead_of_refetching_it(jobs_head):
     assert "status=SUCCEEDED full-log-fetches=0" in proc.stdout
 
 
-def test_job_stuck_pending_is_reported_with_its_setup_log(jobs_head):
-    """No node has a GPU: the job waits for one until Ray's start timeout (PENDING_LIMIT_S)."""
-    res = job(jobs_head, "submit", "--gpus", "1", "--pending-timeout", "5", "--", "info")
-    line = one_error(res)
-    assert "PENDING" in line and "deepmorning job stop" in line
-    assert "still PENDING" in res.stderr and "setup log so far" in res.stderr
-    job_id = job_id_of(res.stdout)
-    status = job(jobs_head, "status", job_id)
-    assert "PENDING" in status.stdout and "setup log so far" in status.stderr
-    ended = job(jobs_head, "logs", "--follow", job_id)
-    assert "FAILED" in one_error(ended)
-
-
 # -- one-line errors ------------------------------------------------------------------------------
 def test_unknown_job_id_is_one_line(jobs_head):
     for sub in ("status", "logs", "stop"):
@@ -372,6 +383,13 @@ def test_jobs_go_through_a_port_forward_with_the_token_from_the_environment(jobs
         assert "rejected our authentication token" in line and "token Secret" in line
     finally:
         forward.close()
+
+
+def test_a_job_stuck_pending_fails_at_rays_start_timeout(jobs_head, pending_job):
+    """The pending job of the first test, followed to its end: Ray fails it once its start
+    timeout has passed (most of that wait went by during the tests in between)."""
+    ended = job(jobs_head, "logs", "--follow", pending_job[1])
+    assert "FAILED" in one_error(ended)
 
 
 def test_nothing_was_written_to_home(jobs_head, token_home):

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import ray
 import torch
-from conftest import run_cli
+from conftest import run_cli, run_main
 
 from deepmorning.nas import ps
 from deepmorning.nas.child import (
@@ -483,8 +483,8 @@ def test_resume_after_a_killed_driver_loses_nothing(tmp_path):
     (["--space", "rnn", "-S", "22", "--trainer", "synthetic"], "at most 21"),
     (["--seed", "-1"], "--seed"),
 ])
-def test_bad_search_input_is_one_line(args, fragment):
-    res = run_cli("nas", "search", *args)
+def test_bad_search_input_is_one_line(capsys, args, fragment):
+    res = run_main(capsys, "nas", "search", *args)  # refused before Ray: in this process
     assert res.returncode != 0
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and fragment in errors[0], res.stderr

@@ -28,8 +28,10 @@ from deepmorning.rl import runner
 
 README_LINES = {
     # deepmorning rl train dqn --env CartPole-v1 --eval-every 5000
+    # --timesteps 5000: training stops at the iteration that passes 5,000 steps, which is also
+    # the one that evaluates (the evaluation after the resume that the test asserts)
     "dqn": ["rl", "train", "dqn", "--env", "CartPole-v1", "--eval-every", "5000",
-            "--timesteps", "6000"],
+            "--timesteps", "5000"],
     # deepmorning rl train ddpg --env Pendulum-v1 --eval-every 1000 --stop-return -200
     "ddpg": ["rl", "train", "ddpg", "--env", "Pendulum-v1", "--eval-every", "1000",
              "--stop-return", "-200", "--timesteps", "2000"],

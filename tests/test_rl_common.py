@@ -122,11 +122,11 @@ def test_set_reaches_every_documented_dqn_key_in_every_preset(preset):
         assert cfg["hyperparameters"][key] == value
 
 
-def test_a_misspelled_setting_fails_before_anything_runs(tmp_path):
-    from conftest import run_cli
+def test_a_misspelled_setting_fails_before_anything_runs(tmp_path, capsys):
+    from conftest import run_main
 
-    res = run_cli("rl", "train", "dqn", "--env", "CartPole-v1", "--set", "loss=hubr",
-                  "--output", str(tmp_path / "run"))
+    res = run_main(capsys, "rl", "train", "dqn", "--env", "CartPole-v1", "--set", "loss=hubr",
+                   "--output", str(tmp_path / "run"))
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
         "error: invalid dqn configuration: loss must be one of huber, clipped_mse, mse, "

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, run_main
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 
@@ -344,18 +344,18 @@ def test_discrete_action_space_is_refused():
         check_spaces(OBS, gym.spaces.Discrete(2), "X")
 
 
-def test_cli_discrete_env_is_a_one_line_error(tmp_path):
-    res = run_cli("rl", "train", "ddpg", "--env", "CartPole-v1", "--output",
-                  str(tmp_path / "run"), timeout=120)
+def test_cli_discrete_env_is_a_one_line_error(tmp_path, capsys):
+    res = run_main(capsys, "rl", "train", "ddpg", "--env", "CartPole-v1", "--output",
+                   str(tmp_path / "run"))  # refused before Ray: in this process
     assert res.returncode == 2
     lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: DDPG needs a continuous")
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_unknown_preset_is_a_one_line_error(tmp_path):
-    res = run_cli("rl", "train", "ddpg", "--env", "Pendulum-v1", "--preset", "nope",
-                  "--output", str(tmp_path / "run"), timeout=120)
+def test_cli_unknown_preset_is_a_one_line_error(tmp_path, capsys):
+    res = run_main(capsys, "rl", "train", "ddpg", "--env", "Pendulum-v1", "--preset", "nope",
+                   "--output", str(tmp_path / "run"))
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1].startswith("error: unknown preset 'nope'")
 

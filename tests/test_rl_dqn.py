@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, run_main
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
@@ -294,19 +294,22 @@ def one_error_line(result) -> str:
     return lines[0]
 
 
-def test_bad_env_continuous_env_and_bad_preset_are_one_line_errors(tmp_path):
+def test_bad_env_continuous_env_and_bad_preset_are_one_line_errors(tmp_path, capsys):
+    def main(*args: str):  # refused before Ray: in this process
+        return run_main(capsys, *args)
+
     assert "unknown environment id" in one_error_line(
-        run_cli("rl", "train", "dqn", "--env", "NoSuchEnv-v9", "--output", str(tmp_path / "a")))
+        main("rl", "train", "dqn", "--env", "NoSuchEnv-v9", "--output", str(tmp_path / "a")))
     assert "discrete action space" in one_error_line(
-        run_cli("rl", "train", "dqn", "--env", "Pendulum-v1", "--output", str(tmp_path / "b")))
+        main("rl", "train", "dqn", "--env", "Pendulum-v1", "--output", str(tmp_path / "b")))
     assert "unknown preset 'fast'" in one_error_line(
-        run_cli("rl", "train", "dqn", "--env", "CartPole-v1", "--preset", "fast",
-                "--output", str(tmp_path / "c")))
+        main("rl", "train", "dqn", "--env", "CartPole-v1", "--preset", "fast",
+             "--output", str(tmp_path / "c")))
     assert "unknown hyperparameter 'nope'" in one_error_line(
-        run_cli("rl", "train", "dqn", "--env", "CartPole-v1", "--set", "nope=1",
-                "--output", str(tmp_path / "d")))
+        main("rl", "train", "dqn", "--env", "CartPole-v1", "--set", "nope=1",
+             "--output", str(tmp_path / "d")))
     assert "unknown algorithm" in one_error_line(
-        run_cli("rl", "train", "a2c", "--env", "CartPole-v1"))
+        main("rl", "train", "a2c", "--env", "CartPole-v1"))
     assert not any((tmp_path / d).exists() for d in "abcd")
 
 

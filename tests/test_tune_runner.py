@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import ray.cloudpickle
 import tune_toy
-from conftest import REPO, published_node_groups, run_cli
+from conftest import REPO, published_node_groups, run_cli, run_main
 
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.tuning import progress, registry, report, runner, space, trial
@@ -206,10 +206,14 @@ def test_results_show_and_plot_read_a_tune_run(toy_run, tmp_path):
     assert (run / "curves.png").stat().st_size > 5000
 
 
-def test_a_claim_study_writes_claim_tables(tmp_path):
-    res = run_cli("tune", "toy", "--study", "lr", "--seeds", "2", env=_env(tmp_path),
-                  cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
+def test_a_claim_study_writes_claim_tables(ray_local, tmp_path, monkeypatch, capsys):
+    """In this process, on the session's Ray (a fresh interpreter with a Ray of its own is
+    what ``toy_run`` tests; the command's flags map to the request as in ``cli.tune``)."""
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    runner.run(runner.TuneRequest(model="toy", study="lr", seeds=2,
+                                  given=frozenset({"study", "seeds"})))
+    res = SimpleNamespace(stdout=capsys.readouterr().out)
     run = _one_run(tmp_path)
     claim = pd.read_csv(run / "claim.csv")
     pairs = sorted(zip(claim.arm, claim.seed, strict=True))
@@ -379,20 +383,23 @@ def test_failed_trials_are_reported_and_the_run_stays_resumable(ray_local, tmp_p
     assert not (run / "summary.json").exists()  # unfinished: --resume restarts failed trials
 
 
-def test_a_run_at_a_uri_lands_there_and_reads_back(tmp_path):
+def test_a_run_at_a_uri_lands_there_and_reads_back(ray_local, tmp_path, monkeypatch, capsys):
     """``--output file://…``: Tune's experiment and every run file end up at the URI (a bucket
-    on a cluster), and ``results show`` reads the run from there."""
+    on a cluster), and ``results show`` reads the run from there. The CLI in this process, on
+    the session's Ray."""
     uri = (tmp_path / "bucket" / "study").as_uri()
-    env = _env(tmp_path)
-    res = run_cli("tune", "toy", "--num-samples", "1", "--output", uri, env=env, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    runner.run(runner.TuneRequest(model="toy", num_samples=1, output=uri,
+                                  given=frozenset({"num_samples", "output"})))
+    res = SimpleNamespace(stdout=capsys.readouterr().out)
     assert uri in res.stdout.replace("\n", "")
     remote = tmp_path / "bucket" / "study"
     for name in ("config.json", "results.csv", "best.json", "curves.png", "summary.json"):
         assert (remote / name).is_file(), name
     assert list((remote / "tune").glob("trial_*/checkpoint_*"))
     assert not (tmp_path / "file:").exists() and not (tmp_path / "runs").exists()
-    shown = run_cli("results", "show", uri, env=env, cwd=tmp_path)
+    shown = run_main(capsys, "results", "show", uri)
     assert shown.returncode == 0, shown.stderr
     assert "curves.png" in shown.stdout
 
