@@ -196,6 +196,40 @@ def _median(values: list[float | None]) -> float:
     return statistics.median([math.inf if v is None else v for v in values])
 
 
+def table(path: str) -> None:
+    """A markdown table of a ``--csv`` file's finished runs, seed by seed, and the medians."""
+    import pandas as pd
+
+    runs = pd.read_csv(path)
+    runs = runs[runs["kind"] == "run"]
+    print("| seed | ours: env steps to −200 | SB3 | ours: wall to −200 (s) | SB3 | "
+          "ours: env steps/s | SB3 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    by = {(r.impl, r.seed): r for r in runs.itertuples()}
+    seeds = sorted({s for _, s in by})
+
+    def cell(impl: str, seed: int, field: str, fmt: str) -> str:
+        r = by.get((impl, seed))
+        v = None if r is None else getattr(r, field)
+        return "not reached" if r is not None and pd.isna(v) else (
+            "–" if r is None else format(v, fmt))
+    for seed in seeds:
+        print(f"| {seed} | " + " | ".join(
+            cell(impl, seed, field, fmt)
+            for field, fmt in (("steps_to_target", ",.0f"), ("wall_to_target_s", ".1f"),
+                               ("env_steps_per_s", ".1f")) for impl in ("ours", "sb3")) + " |")
+    medians = []
+    for field in ("steps_to_target", "wall_to_target_s", "env_steps_per_s"):
+        for impl in ("ours", "sb3"):
+            col = runs[runs["impl"] == impl][field]
+            fill = 0.0 if field == "env_steps_per_s" else math.inf
+            medians.append(statistics.median(col.fillna(fill)) if len(col) else math.nan)
+    print("| median | " + " | ".join(f"{m:,.1f}" for m in medians) + " |")
+    for impl in ("ours", "sb3"):
+        r = runs[runs["impl"] == impl]
+        print(f"{impl}: reached {r['steps_to_target'].notna().sum()}/{len(r)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -209,7 +243,12 @@ def main() -> None:
                         metavar="KEY=VALUE",
                         help="override a pendulum preset value on our side (a variant)")
     parser.add_argument("--only", choices=("ours", "sb3"), default=None)
+    parser.add_argument("--table", default=None, metavar="CSV",
+                        help="print a markdown table of a --csv file's runs and exit")
     args = parser.parse_args()
+    if args.table:
+        table(args.table)
+        return
 
     outcomes: list[Outcome] = []
     for seed in args.seeds:
