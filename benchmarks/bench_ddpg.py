@@ -17,19 +17,41 @@ ratios of the medians.
 
     python benchmarks/bench_ddpg.py                 # 3 seeds, up to 30k steps each
     python benchmarks/bench_ddpg.py --seeds 0 --max-steps 10000   # a quick look
+    python benchmarks/bench_ddpg.py --seeds 100 101 --csv benchmarks/results/ddpg_pendulum.csv
+
+``--csv`` appends one row per evaluation (``kind=eval``) and one per finished run
+(``kind=run``) as they happen, so a long run leaves its raw rows even if stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import math
+import os
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 ENV = "Pendulum-v1"
+CSV_FIELDS = ("kind", "impl", "seed", "env_steps", "eval_return", "train_wall_s",
+              "steps_to_target", "wall_to_target_s", "env_steps_per_s", "best_eval", "label")
+
+
+def record(args: argparse.Namespace, **row: object) -> None:
+    """Append one row to ``--csv`` (if given), flushed at once."""
+    if not args.csv:
+        return
+    path = Path(args.csv)
+    new = not path.exists() or path.stat().st_size == 0
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, CSV_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow({"label": args.label, **row})
 
 
 @dataclass
@@ -47,6 +69,13 @@ class Outcome:
         return self.env_steps / self.train_wall if self.train_wall else math.nan
 
 
+def overrides(args: argparse.Namespace) -> dict:
+    """``--set KEY=VALUE`` pairs, parsed as the CLI's ``--set``."""
+    from deepmorning.rl.cli import parse_overrides
+
+    return parse_overrides(tuple(args.overrides))
+
+
 def run_ours(seed: int, args: argparse.Namespace) -> Outcome:
     import ray
 
@@ -56,7 +85,7 @@ def run_ours(seed: int, args: argparse.Namespace) -> Outcome:
     connect(None, num_cpus=2, include_dashboard=False, log_to_driver=False)
     spec = registry.get("ddpg")
     run_cfg = {"env": ENV, "seed": seed, "num_env_runners": 0, "num_gpus_per_learner": 0,
-               "hyperparameters": spec.preset("pendulum")}
+               "hyperparameters": {**spec.preset("pendulum"), **overrides(args)}}
     algo = spec.build_config(run_cfg).build_algo()
     steps, train_wall, best = 0, 0.0, -math.inf
     next_eval, evaluations = args.eval_every, 0
@@ -75,6 +104,8 @@ def run_ours(seed: int, args: argparse.Namespace) -> Outcome:
                 best = max(best, mean)
                 print(f"  ours  seed={seed} steps={steps:6d} eval={mean:8.1f} "
                       f"train_wall={train_wall:6.1f}s", flush=True)
+                record(args, kind="eval", impl="ours", seed=seed, env_steps=steps,
+                       eval_return=round(mean, 2), train_wall_s=round(train_wall, 2))
                 if mean >= args.target:
                     reached = (steps, train_wall)
                     break
@@ -142,6 +173,8 @@ def run_sb3(seed: int, args: argparse.Namespace) -> Outcome:
             self.best = max(self.best, float(mean))
             print(f"  sb3   seed={seed} steps={steps:6d} eval={mean:8.1f} "
                   f"train_wall={self.train_wall:6.1f}s", flush=True)
+            record(args, kind="eval", impl="sb3", seed=seed, env_steps=steps,
+                   eval_return=round(mean, 2), train_wall_s=round(self.train_wall, 2))
             if mean >= args.target:
                 self.reached = (steps, self.train_wall)
                 return False
@@ -163,6 +196,40 @@ def _median(values: list[float | None]) -> float:
     return statistics.median([math.inf if v is None else v for v in values])
 
 
+def table(path: str) -> None:
+    """A markdown table of a ``--csv`` file's finished runs, seed by seed, and the medians."""
+    import pandas as pd
+
+    runs = pd.read_csv(path)
+    runs = runs[runs["kind"] == "run"]
+    print("| seed | ours: env steps to −200 | SB3 | ours: wall to −200 (s) | SB3 | "
+          "ours: env steps/s | SB3 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    by = {(r.impl, r.seed): r for r in runs.itertuples()}
+    seeds = sorted({s for _, s in by})
+
+    def cell(impl: str, seed: int, field: str, fmt: str) -> str:
+        r = by.get((impl, seed))
+        v = None if r is None else getattr(r, field)
+        return "not reached" if r is not None and pd.isna(v) else (
+            "–" if r is None else format(v, fmt))
+    for seed in seeds:
+        print(f"| {seed} | " + " | ".join(
+            cell(impl, seed, field, fmt)
+            for field, fmt in (("steps_to_target", ",.0f"), ("wall_to_target_s", ".1f"),
+                               ("env_steps_per_s", ".1f")) for impl in ("ours", "sb3")) + " |")
+    medians = []
+    for field in ("steps_to_target", "wall_to_target_s", "env_steps_per_s"):
+        for impl in ("ours", "sb3"):
+            col = runs[runs["impl"] == impl][field]
+            fill = 0.0 if field == "env_steps_per_s" else math.inf
+            medians.append(statistics.median(col.fillna(fill)) if len(col) else math.nan)
+    print("| median | " + " | ".join(f"{m:,.1f}" for m in medians) + " |")
+    for impl in ("ours", "sb3"):
+        r = runs[runs["impl"] == impl]
+        print(f"{impl}: reached {r['steps_to_target'].notna().sum()}/{len(r)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -170,12 +237,32 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=1_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--target", type=float, default=-200.0)
+    parser.add_argument("--csv", default=None, help="append raw rows here as they happen")
+    parser.add_argument("--label", default="", help="free text stored in every CSV row")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override a pendulum preset value on our side (a variant)")
+    parser.add_argument("--only", choices=("ours", "sb3"), default=None)
+    parser.add_argument("--table", default=None, metavar="CSV",
+                        help="print a markdown table of a --csv file's runs and exit")
     args = parser.parse_args()
+    if args.table:
+        table(args.table)
+        return
 
     outcomes: list[Outcome] = []
     for seed in args.seeds:
-        outcomes.append(run_ours(seed, args))
-        outcomes.append(run_sb3(seed, args))
+        for name, run in (("ours", run_ours), ("sb3", run_sb3)):
+            if args.only not in (None, name):
+                continue
+            o = run(seed, args)
+            outcomes.append(o)
+            record(args, kind="run", impl=o.name, seed=o.seed, env_steps=o.env_steps,
+                   train_wall_s=round(o.train_wall, 2), steps_to_target=o.steps_to_target,
+                   wall_to_target_s=(round(o.wall_to_target, 2)
+                                     if o.wall_to_target is not None else None),
+                   env_steps_per_s=round(o.steps_per_s, 1), best_eval=round(o.best_eval, 2))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
     print(f"\n{ENV}, target mean eval return >= {args.target} "
           f"({args.eval_episodes} episodes every {args.eval_every} steps, max {args.max_steps})")
@@ -187,6 +274,8 @@ def main() -> None:
               f"{o.steps_per_s:11.1f} {o.best_eval:9.1f}")
     ours = [o for o in outcomes if o.name == "ours"]
     sb3 = [o for o in outcomes if o.name == "sb3"]
+    if not ours or not sb3:
+        return
     reached = {n: sum(o.steps_to_target is not None for o in g) for n, g in
                (("ours", ours), ("sb3", sb3))}
     print(f"reached target: ours {reached['ours']}/{len(ours)}, sb3 {reached['sb3']}/{len(sb3)}")

@@ -1,4 +1,4 @@
-"""DQN benchmark: ours vs Stable-Baselines3 vs RLlib's built-in DQN, same hyperparameters.
+"""DQN benchmark: ours vs Stable-Baselines3 vs Tianshou vs RLlib's DQN, same hyperparameters.
 
     python benchmarks/bench_dqn.py --seeds 5 --skip rllib --only cartpole   # the ratio table
     python benchmarks/bench_dqn.py --only cartpole --seeds 2 --rllib-budget 300
@@ -7,8 +7,12 @@
 CartPole-v1: the ``cartpole`` preset (RL Baselines3 Zoo's tuned DQN: Adam 2.3e-3, batch 64,
 replay 100k, 128 updates of 64 after every 256 env steps, target copied every 128 updates =
 every 256 env steps, ε 1 → 0.04 over 8k steps, MLP 256-256 ReLU, Huber loss, grad norm 10)
-for all three. Update granularity: SB3 (``train_freq=256, gradient_steps=128``), ours and
-RLlib's DQN (``rollout_fragment_length=256, training_intensity=32``) all act 256 steps with
+for all four. Tianshou (2.0) runs in its own virtualenv (``--peer-python``, default
+``/work/venv-peer/bin/python``; its pins would replace the project's pandas), started as a
+subprocess per seed: ``benchmarks/peer_tianshou_dqn.py`` (same settings, same evaluation),
+skipped with a note if that interpreter is missing. Update granularity: SB3
+(``train_freq=256, gradient_steps=128``), Tianshou (a 256-step collect, then 128 updates), ours
+and RLlib's DQN (``rollout_fragment_length=256, training_intensity=32``) all act 256 steps with
 frozen weights, then take 128 updates. Ours steps 8 CartPoles together in its EnvRunner (32
 steps each per rollout); SB3 and RLlib's DQN step one. RLlib's DQN runs with dueling,
 double-Q, prioritized replay and noisy nets off, n-step 1, and ReLU layers like the others
@@ -56,6 +60,7 @@ EVAL_EPISODES = 10
 MAX_STEPS = 100_000
 EVAL_EPSILON = 0.05
 RESULTS = Path(__file__).resolve().parent / "results" / "dqn.json"
+PEER_PYTHON = Path("/work/venv-peer/bin/python")
 
 
 def eps_greedy_returns(greedy_action, env_id: str, seed: int,
@@ -220,6 +225,19 @@ def run_sb3(seed: int) -> dict:
         "cpu_ms_per_step": cpu_ms_per_step(cb.cpu_marks)}
 
 
+# -- Tianshou, in its own virtualenv ------------------------------------------------------------
+def run_tianshou(seed: int, workdir: Path, python: Path) -> dict:
+    """``peer_tianshou_dqn.py`` under Tianshou's interpreter; its JSON record."""
+    import subprocess
+
+    out = workdir / f"tianshou-{seed}.json"
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run([str(python), str(Path(__file__).with_name("peer_tianshou_dqn.py")),
+                    "--seed", str(seed), "--out", str(out)], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
 # -- RLlib's built-in DQN ----------------------------------------------------------------------
 def run_rllib(seed: int, budget_s: float) -> dict:
     import torch
@@ -331,7 +349,7 @@ def cartpole_table(results: dict[str, list[dict]]) -> dict:
               f"{s['steps_to_target']:13.0f} {s['reached']:>5}/{len(runs)} "
               f"{s['cpu_ms_per_step']:12.3f}")
     ratios = {}
-    for peer in ("sb3", "rllib"):
+    for peer in ("sb3", "tianshou", "rllib"):
         if "ours" not in summary or peer not in summary:
             continue
         sps = summary["ours"]["steps_per_s"] / summary[peer]["steps_per_s"]
@@ -368,7 +386,8 @@ def concurrent(args: argparse.Namespace) -> None:
     for seed in range(args.seed_from, args.seed_from + args.seeds):
         children = {}
         for name in results:
-            skip = [f"--skip={other}" for other in ("ours", "sb3", "rllib") if other != name]
+            skip = [f"--skip={other}" for other in ("ours", "sb3", "tianshou", "rllib")
+                    if other != name]
             out = workdir / f"{name}-{seed}.json"
             children[name] = (out, subprocess.Popen(
                 [sys.executable, __file__, "--only", "cartpole", "--seeds", "1",
@@ -394,7 +413,10 @@ def main() -> None:
                         help="seconds per seed for RLlib's built-in DQN; at least 1.5x the "
                         "time ours took on the same seed in any case")
     parser.add_argument("--only", choices=["cartpole", "pong"], default=None)
-    parser.add_argument("--skip", choices=["ours", "sb3", "rllib"], action="append", default=[])
+    parser.add_argument("--skip", choices=["ours", "sb3", "tianshou", "rllib"], action="append",
+                        default=[])
+    parser.add_argument("--peer-python", type=Path, default=PEER_PYTHON,
+                        help="interpreter of Tianshou's virtualenv")
     parser.add_argument("--pong-steps", type=int, default=4_000)
     parser.add_argument("--pong-learning-starts", type=int, default=1_000)
     parser.add_argument("--results", type=Path, default=RESULTS, help="raw results (JSON)")
@@ -415,9 +437,12 @@ def main() -> None:
               "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               "cpus": os.cpu_count(), "load_at_start": load()}
     if args.only != "pong":
-        results: dict[str, list[dict]] = {"ours": [], "sb3": [], "rllib": []}
+        results: dict[str, list[dict]] = {"ours": [], "sb3": [], "tianshou": [], "rllib": []}
+        if "tianshou" not in args.skip and not args.peer_python.exists():
+            print(f"note: {args.peer_python} not found, Tianshou skipped (docs/rl.md)")
+            args.skip.append("tianshou")
         for seed in range(args.seed_from, args.seed_from + args.seeds):  # interleaved per seed
-            for name in ("ours", "sb3", "rllib"):
+            for name in ("ours", "sb3", "tianshou", "rllib"):
                 if name in args.skip:
                     continue
                 before = load()
@@ -425,6 +450,8 @@ def main() -> None:
                     res = run_ours(seed, workdir)
                 elif name == "sb3":
                     res = run_sb3(seed)
+                elif name == "tianshou":
+                    res = run_tianshou(seed, workdir, args.peer_python)
                 else:
                     ours_s = [r["wall_s"] for r in results["ours"] if r["seed"] == seed]
                     res = run_rllib(seed, max([args.rllib_budget, *(1.5 * s for s in ours_s)]))

@@ -64,6 +64,46 @@ def test_paper_networks_have_the_papers_layers():
                               (4, 512)]
 
 
+def test_pixel_networks_take_uint8_frames_to_the_first_layer_and_match_a_float_reference():
+    """The conv nets read the uint8 frames themselves (scaled to [0, 1] at the first layer, in
+    the channels-last layout): Q-values, the TD loss and its gradients are those of the same
+    network in PyTorch's default layout fed ``frames.float() / 255``."""
+    from types import SimpleNamespace
+
+    from deepmorning.rl.dqn.learner import DQNLearner
+    from deepmorning.rl.dqn.module import conv_net
+
+    module = make_module(PIXELS, 6, network="nature")
+    convs = [m for m in module.q_net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    reference, target = conv_net(4, 6, "nature"), conv_net(4, 6, "nature")
+    reference.load_state_dict(module.q_net[1].state_dict())
+    target.load_state_dict(module._target_q_net[1].state_dict())
+    assert reference[0].weight.is_contiguous()  # the default layout
+    rng = np.random.default_rng(0)
+    frames = torch.as_tensor(rng.integers(0, 256, (8, 4, 84, 84), np.uint8))
+    next_frames = torch.as_tensor(rng.integers(0, 256, (8, 4, 84, 84), np.uint8))
+    batch = {Columns.OBS: frames, Columns.NEXT_OBS: next_frames,
+             Columns.ACTIONS: torch.as_tensor(rng.integers(0, 6, 8)),
+             Columns.REWARDS: torch.as_tensor(rng.normal(size=8).astype(np.float32)),
+             Columns.TERMINATEDS: torch.as_tensor(rng.random(8) < 0.3)}
+    config = SimpleNamespace(gamma=0.99, loss="huber", loss_reduction="mean")
+    q = module.forward_train(batch)[Q_VALUES]
+    _, _, loss = DQNLearner.td_terms(module, q, batch, config)
+    loss.backward()
+    q_ref = reference(frames.float() / 255.0)
+    with torch.no_grad():
+        y = batch[Columns.REWARDS] + 0.99 * (~batch[Columns.TERMINATEDS]) * target(
+            next_frames.float() / 255.0).max(dim=1).values
+    delta = y - q_ref.gather(1, batch[Columns.ACTIONS].unsqueeze(1)).squeeze(1)
+    loss_ref = td_loss(delta, "huber")
+    loss_ref.backward()
+    assert torch.allclose(q, q_ref, rtol=1e-4, atol=1e-6)
+    assert loss.item() == pytest.approx(loss_ref.item(), rel=1e-5)
+    for ours, ref in zip(module.q_net[1].parameters(), reference.parameters(), strict=True):
+        assert torch.allclose(ours.grad, ref.grad, rtol=1e-3, atol=1e-7)
+
+
 def small_learner(**overrides):
     hp = cartpole() | {"hiddens": [8], "batch_size": 4} | overrides
     config = build_config({"env": "CartPole-v1", "hyperparameters": hp, "seed": 0})

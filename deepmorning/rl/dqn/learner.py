@@ -162,7 +162,9 @@ class DQNLearner(TorchLearner):
             optimizer = DeepMindRMSprop(params, lr=config.lr, alpha=config.rmsprop_alpha,
                                         eps=config.rmsprop_eps)
         elif config.optimizer == "adam":
-            optimizer = torch.optim.Adam(params, lr=config.lr, eps=config.adam_eps, foreach=True)
+            # fused: one kernel per tensor for the whole Adam step, on CPU as on CUDA (the
+            # foreach path makes intermediate tensors; measured in docs/rl.md, "Learner").
+            optimizer = torch.optim.Adam(params, lr=config.lr, eps=config.adam_eps, fused=True)
         else:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
         self.register_optimizer(module_id=module_id, optimizer=optimizer, params=params,

@@ -6,7 +6,8 @@
   64 3×3/1, fully connected 512, one linear output per action.
 * ``mlp``: fully connected layers for vector observations (CartPole and friends).
 
-Pixel inputs are uint8 frames (4×84×84); the network scales them to [0, 1].
+Pixel inputs are uint8 frames (4×84×84) up to the network's first layer, which scales them
+to [0, 1]; the convolutions run in the channels-last memory layout.
 Action selection is ε-greedy: the exploration ε is annealed linearly with the env steps ``t``
 (2015 Methods: 1.0 → 0.1 over the first million frames); inference uses a fixed ε
 (``eval_epsilon``, 0.05 in both papers' evaluations).
@@ -67,10 +68,14 @@ def mlp(in_features: int, num_actions: int, hiddens: Sequence[int]) -> nn.Module
 
 
 class PixelScale(nn.Module):
-    """uint8 frames -> floats in [0, 1]."""
+    """uint8 frames -> floats in [0, 1], in the channels-last layout the convolutions use.
+
+    Frames stay uint8 from the replay to here (4× less memory to gather and move than
+    floats); the conversion, the layout change and the scaling are one new tensor. The
+    values are those of ``x.float() / 255`` (a test checks)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.float() / 255.0
+        return x.to(torch.float32, memory_format=torch.channels_last).div_(255.0)
 
 
 class QModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
@@ -89,7 +94,11 @@ class QModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         if self.network == "mlp":
             self.q_net = mlp(int(np.prod(shape)), num_actions, cfg.get("hiddens", (256, 256)))
         else:
-            self.q_net = nn.Sequential(PixelScale(), conv_net(shape[0], num_actions, self.network))
+            # Channels-last weights: oneDNN's convolutions run faster in that layout on a
+            # CPU than in PyTorch's default NCHW (measured in docs/rl.md, "Learner").
+            self.q_net = nn.Sequential(
+                PixelScale(), conv_net(shape[0], num_actions, self.network),
+            ).to(memory_format=torch.channels_last)
         self.epsilon_schedule = (
             float(cfg.get("epsilon_initial", 1.0)),
             float(cfg.get("epsilon_final", 0.1)),
