@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import fnmatch
 import gzip
 import json
 import random
+from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from deepmorning.nas import table as T
 from deepmorning.nas.space import sample_uniform
@@ -49,3 +53,130 @@ def test_lookup_draws_one_seeds_row_with_the_childs_seed(tmp_path):
     assert T.table_path(str(tmp_path)) == path
     with pytest.raises(DeepmorningError):
         T.table_path(str(tmp_path / "nothing"))
+
+
+# -- helpers -----------------------------------------------------------------------------------
+SKIPS = T.TableSpec(  # a table space with skip connections, so the anchor sampling is covered
+    name="tiny-skips", description="2 layers, {1,3}x{1,3}, 4 or 8 filters, skips (tests)",
+    layers=2, space=T._space((1, 3), (1, 3), (4, 8), True, 2),
+    child={"epochs": 1, "batch_size": 64})
+
+
+def fake_table(path, spec: T.TableSpec = SKIPS, seeds: int = 2, drop=()) -> str:
+    """A table of ``spec`` with made-up rows (architecture quality q in [0, 1), seed noise),
+    written as ``nas table build`` writes one; ``drop``: (arch, seed) rows left out."""
+    archs = T.enumerate_architectures(spec.space, spec.layers)
+    rng = random.Random(0)
+    rows = []
+    for i in range(len(archs)):
+        q = rng.random()
+        rows += [[i, s, round(0.3 + 0.6 * q + rng.gauss(0, 0.02), 4), round(0.3 + 0.6 * q, 4),
+                  100 + i, 1.0] for s in range(seeds) if (i, s) not in drop]
+    with gzip.open(path, "wt") as fh:
+        json.dump({"manifest": T.manifest(spec, seeds, len(archs), 1.0), "rows": rows}, fh)
+    return str(path)
+
+
+def read_rows(path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def read_table(path) -> dict:
+    with gzip.open(path, "rt") as fh:
+        return json.load(fh)
+
+
+# -- building and checking a table -------------------------------------------------------------
+def test_table_build_through_the_cli_and_resume_keep_every_row(tmp_path):
+    """`nas table build --space tiny` builds the table on a real local Ray; a build stopped
+    midway (rows lost) and then grown to two seeds with --resume keeps every row it had and
+    trains only the missing ones."""
+    out = tmp_path / "tiny"
+    res = run_cli("nas", "table", "build", "--space", "tiny", "--seeds", "1", "--output",
+                  str(out))
+    assert res.returncode == 0, res.stderr
+    table = read_table(out / T.TABLE_FILE)
+    assert T.check_table(table) == {"architectures": 16, "seeds": 1, "rows": 16, "covered": 16,
+                                    "missing_rows": 0}
+    assert table["manifest"]["space"]["name"] == "tiny" and table["manifest"]["git_commit"]
+    assert (out / "table.png").is_file()
+
+    lines = (out / T.ROWS_FILE).read_text().splitlines(keepends=True)
+    (out / T.ROWS_FILE).write_text("".join(lines[:11]))  # stopped after 10 of 16 children
+    kept = read_rows(out / T.ROWS_FILE)
+    res = run_cli("nas", "table", "build", "--resume", str(out), "--seeds", "2")
+    assert res.returncode == 0, res.stderr
+    assert "10 rows kept" in res.stdout
+    rows = read_rows(out / T.ROWS_FILE)
+    assert rows[:10] == kept  # kept as they were (their train seconds too): not trained again
+    keys = [(r["arch"], r["seed"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 32  # each missing (arch, seed) trained once
+    table = read_table(out / T.TABLE_FILE)
+    assert T.check_table(table)["seeds"] == 2 and table["manifest"]["seeds"] == [0, 1]
+
+    again = run_cli("nas", "table", "build", "--resume", str(out))
+    assert again.returncode == 2 and "already finished" in again.stderr
+
+
+def test_check_table_compares_a_table_with_its_space(tmp_path):
+    table = read_table(fake_table(tmp_path / "t.json.gz"))
+    assert T.check_table(table) == {"architectures": 128, "seeds": 2, "rows": 256,
+                                    "covered": 128, "missing_rows": 0}
+    broken = {**table, "rows": table["rows"][:-1] + [table["rows"][0]]}
+    with pytest.raises(DeepmorningError, match="1 .* rows are repeated.*1 of 256 .* missing"):
+        T.check_table(broken)
+    wrong = {**table, "manifest": {**table["manifest"], "architectures": 100}}
+    with pytest.raises(DeepmorningError, match="says 100 architectures"):
+        T.check_table(wrong)
+    partial = read_table(fake_table(tmp_path / "p.json.gz", drop={(3, 1)}))
+    partial["manifest"]["partial"] = True  # an unfinished build's rows: missing is fine
+    assert T.check_table(partial)["missing_rows"] == 1
+
+
+def test_the_shipped_table_matches_its_space():
+    path = T.SHIPPED_DIR / f"{T.DEFAULT_SPEC}.json.gz"
+    if not path.is_file():
+        pytest.skip("no shipped table in this checkout yet")
+    table = read_table(path)
+    counts = T.check_table(table)
+    spec = T.get_spec(T.DEFAULT_SPEC)
+    assert table["manifest"]["space"] == spec.to_dict()
+    assert counts["missing_rows"] == 0 and counts["seeds"] >= 2
+
+
+def test_the_shipped_table_ships_in_the_wheel_and_its_absence_is_one_line(monkeypatch,
+                                                                          tmp_path):
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["deepmorning.nas"]
+    assert any(fnmatch.fnmatch(f"tables/{T.DEFAULT_SPEC}.json.gz", g) for g in globs)
+    monkeypatch.setattr(T, "SHIPPED_DIR", tmp_path)
+    with pytest.raises(DeepmorningError) as err:
+        T.table_path(None)
+    assert "missing from this install" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_unfinished_build_is_a_partial_table(tmp_path):
+    """`--table RUN_DIR` of a build still running: its rows.csv so far, checked, looked up."""
+    run = tmp_path / "build"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"table_space": "tiny", "seeds": 2}))
+    rows = [{"arch": i, "seed": 0, "val_acc": 0.5, "test_acc": 0.4, "params": 7, "seconds": 1}
+            for i in range(16)]
+    with (run / T.ROWS_FILE).open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    path, spec, counts = T.usable_table(str(run))
+    assert path == str(run) and spec.name == "tiny"
+    assert counts == {"architectures": 16, "seeds": 2, "rows": 16, "covered": 16,
+                      "missing_rows": 16}
+    arch = T.enumerate_architectures(spec.space, spec.layers)[5]
+    assert T.lookup(path, arch.to_dict(), 3)["table_seed"] == 0
+    with (run / T.ROWS_FILE).open("w") as fh:
+        fh.write("arch,seed,val_acc,test_acc,params,seconds\n0,0,0.5,0.4,7,1\n")
+    T.load_table.cache_clear()
+    with pytest.raises(DeepmorningError, match="no row yet for 15 of its 16"):
+        T.usable_table(str(run))
