@@ -180,3 +180,161 @@ def test_an_unfinished_build_is_a_partial_table(tmp_path):
     T.load_table.cache_clear()
     with pytest.raises(DeepmorningError, match="no row yet for 15 of its 16"):
         T.usable_table(str(run))
+
+
+# -- the table trainer and the comparison -------------------------------------------------------
+TABLE_CHILD = """
+import sys
+from deepmorning.nas.task import ChildConfig, child_seed, run_child
+cfg = ChildConfig(trainer="table:{path}@0.01", seed=4)
+arch = {arch}
+out = run_child(6, arch, None, cfg)
+from deepmorning.nas.table import lookup
+row = lookup("{path}", arch, child_seed(4, 6))
+assert out["reward"] == row["val_acc"] ** 3 and out["val_acc"] == row["val_acc"], out
+assert out["test_acc"] == row["test_acc"] and out["params"] == row["params"], out
+assert out["seconds"] >= 0.01 and out["seed"] == child_seed(4, 6), out
+print("torch" in sys.modules)
+"""
+
+
+def test_a_table_child_is_a_lookup_rewarded_like_a_trained_child_without_torch(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = fake_table(tmp_path / "t.json.gz")
+    arch = T.enumerate_architectures(SKIPS.space, SKIPS.layers)[77].to_dict()
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", TABLE_CHILD.format(path=path, arch=arch)],
+                         capture_output=True, text=True, cwd=root, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"  # a table child's worker stays torch-free
+
+
+def test_a_table_search_searches_the_tables_space(tmp_path):
+    from deepmorning.nas.config import NASConfig, quick, use_table_space
+
+    path = fake_table(tmp_path / "t.json.gz")
+    cfg = quick().to_dict()
+    cfg["child"]["trainer"] = f"table:{path}@0.5"
+    search = NASConfig.from_dict(use_table_space(cfg))
+    assert search.space == SKIPS.search_space() and search.dataset == "strokes"
+    assert all(search.space.num_layers(i) == 2 for i in (0, 10_000))
+    quick_space = quick().to_dict()
+    quick_space["child"]["trainer"] = f"table:{path}"
+    with pytest.raises(DeepmorningError, match="must be the table's"):
+        NASConfig.from_dict(quick_space)  # a space of its own: refused, one line
+    with pytest.raises(DeepmorningError, match="SECONDS"):
+        NASConfig.from_dict({**cfg, "child": {**cfg["child"], "trainer": f"table:{path}@x"}})
+
+
+@pytest.mark.parametrize("strategy", ["rl-quick", "random"])
+def test_nas_search_on_a_table_and_nas_compare_agree_child_by_child(ray_local, tmp_path,
+                                                                    strategy):
+    """One server, one replica, batches one after another: the real search (actors, journal)
+    and the comparison's in-process loop sample the same architectures and get the same
+    rewards and baselines, exactly (rl-quick is the quick preset's controller, as here)."""
+    from deepmorning.nas import strategies as ST
+    from deepmorning.nas.config import NASConfig, quick, use_table_space
+    from deepmorning.nas.search import Search
+    from deepmorning.platform.rundir import RunDir
+
+    path = fake_table(tmp_path / "t.json.gz")
+    cfg = quick().to_dict()
+    cfg.update(max_children=11, param_servers=1, controllers=1, children_per_controller=3,
+               seed=5, strategy="random" if strategy == "random" else "rl")
+    cfg["child"]["trainer"] = f"table:{path}"
+    cfg = NASConfig.from_dict(use_table_space(cfg))
+    run = RunDir.create(tmp_path / "search", "nas", "search", cfg.to_dict())
+    Search(cfg, run, resumed=False).run_search()
+    history = sorted(read_rows(run.path / "history.csv"), key=lambda r: int(r["child_id"]))
+
+    settings = ST.Settings(samples=11, children_per_batch=3, controller=quick().controller)
+    ours = list(ST.run_strategy(strategy, path, SKIPS.search_space(), 5, settings))
+    assert [json.loads(r["architecture"]) for r in history] == [c["arch"] for c in ours]
+    assert [float(r["reward"]) for r in history] == [c["reward"] for c in ours]
+    updates = [json.loads(line) for line in (run.checkpoints / "journal.jsonl").open()]
+    updates = [e for e in updates if e["e"] == "update"]  # advantages and baseline per batch
+    assert [a for e in updates for a in e["advantages"]] == [c["advantage"] for c in ours]
+    assert [e["baseline"] for e in updates] == [c["baseline"] for c in ours[2::3] + ours[-1:]]
+    assert len({json.dumps(c["arch"]) for c in ours}) > 3  # not one architecture over and over
+
+
+def test_regularized_evolution_mutates_one_choice_of_a_population_member(tmp_path):
+    from deepmorning.nas import strategies as ST
+    from deepmorning.nas.space import Architecture
+
+    path = fake_table(tmp_path / "t.json.gz")
+    space = SKIPS.search_space()
+
+    def choices(arch: dict) -> list:
+        a = Architecture.from_dict(arch)
+        return [(layer.filter_height, layer.filter_width, layer.num_filters, j in layer.inputs)
+                for layer in a.layers for j in range(len(a))]
+
+    rng = random.Random(1)
+    for arch in T.enumerate_architectures(SKIPS.space, SKIPS.layers)[::9]:
+        child = ST.mutate(arch, space, rng)
+        assert child.is_valid(space)
+        flat = [x for layer in choices(child.to_dict()) for x in layer]
+        parent = [x for layer in choices(arch.to_dict()) for x in layer]
+        assert child != arch and sum(a != b for a, b in zip(flat, parent, strict=True)) <= 2
+    settings = ST.Settings(samples=40, population=8, sample_size=3)
+    kids = list(ST.run_evolution(path, space, 2, settings))
+    assert kids == list(ST.run_evolution(path, space, 2, settings))  # the seed decides all
+    for k in range(8, 40):
+        population = [Architecture.from_dict(c["arch"]) for c in kids[k - 8:k]]
+        arch = Architecture.from_dict(kids[k]["arch"])
+        assert any(_one_choice_apart(arch, p) for p in population), k
+
+
+def _one_choice_apart(a, b) -> bool:
+    diffs = 0
+    for x, y in zip(a.layers, b.layers, strict=True):
+        diffs += sum(getattr(x, f) != getattr(y, f)
+                     for f in ("filter_height", "filter_width", "num_filters"))
+        diffs += len(set(x.inputs) ^ set(y.inputs))
+    return diffs == 1
+
+
+def test_nas_compare_on_the_tiny_table(tmp_path, capsys):
+    from deepmorning.cli import main
+
+    path = fake_table(tmp_path / "t.json.gz", spec=T.get_spec("tiny"))
+    out = tmp_path / "compare"
+    main(["nas", "compare", "--table", path, "--strategies", "rl,rl-quick,random,evolution",
+          "--seeds", "3", "--samples", "30", "-m", "2", "--population", "6",
+          "--sample-size", "3", "--output", str(out)])
+    shown = capsys.readouterr().out
+    assert "paired by seed" in shown and "evolution - random" in shown
+    rows = read_rows(out / "rows.csv")
+    assert len(rows) == 4 * 3 * 30
+    assert {(r["strategy"], r["seed"]) for r in rows} == {
+        (s, str(k)) for s in ("rl", "rl-quick", "random", "evolution") for k in range(3)}
+    assert all(float(r["regret"]) >= 0 for r in rows)
+    for name in ("topk.png", "regret.png", "summary.json", "config.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["paired"]) == {"rl - random", "rl-quick - random", "evolution - random"}
+    assert set(summary["finals"]["rl"]) == {"30"}
+    # paired by seed: child k of a seed draws the same table seed whatever samples it
+    by = {(r["strategy"], r["seed"], r["child_id"]): r["table_seed"] for r in rows}
+    assert all(by[("random", s, c)] == by[("evolution", s, c)]
+               for (_, s, c) in by if _ == "rl")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["nas", "compare", "--table", "/no/such/table"], "/no/such/table"),
+    (["nas", "compare", "--strategies", "rl,hill-climbing", "--table", "x"], "hill-climbing"),
+    (["nas", "search", "--trainer", "table:/no/such/table"], "/no/such/table"),
+])
+def test_bad_table_input_is_one_line(args, fragment, capsys):
+    from deepmorning.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert exit_.value.code == 2 and len(errors) == 1 and fragment in errors[0], err

@@ -108,8 +108,8 @@ def run_search(strategy: str, table: str, space: SearchSpace, seed: int, setting
                 server.push(batch_id, replica.gradient(sampled["archs"], advantages,
                                                        sampled["params"]))
             replica.open_batch = None  # closed: what ControllerReplica.update does first
-            for child in children:
-                yield {**child, "baseline": baseline}
+            for child, advantage in zip(children, advantages, strict=True):
+                yield {**child, "advantage": advantage, "baseline": baseline}
             next_child += count
             batch_id += 1
     finally:
