@@ -345,8 +345,15 @@ def _read_partial(run_dir: Path) -> dict[str, Any]:
         cfg = json.loads((run_dir / "config.json").read_text())
         spec = get_spec(cfg["table_space"])
         with (run_dir / ROWS_FILE).open(newline="") as fh:
-            rows = [[int(r["arch"]), int(r["seed"]), float(r["val_acc"]), float(r["test_acc"]),
-                     int(r["params"]), float(r["seconds"])] for r in csv.DictReader(fh)]
+            lines = list(csv.DictReader(fh))
+        rows = []
+        for number, r in enumerate(lines):
+            try:
+                rows.append([int(r["arch"]), int(r["seed"]), float(r["val_acc"]),
+                             float(r["test_acc"]), int(r["params"]), float(r["seconds"])])
+            except (TypeError, ValueError):
+                if number < len(lines) - 1:  # only the last line may be torn (being written)
+                    raise
     except (OSError, ValueError, KeyError) as exc:
         raise DeepmorningError(f"{run_dir} is not a `nas table build` run ({exc})") from exc
     n = len(enumerate_architectures(spec.space, spec.layers))
