@@ -320,6 +320,8 @@ def test_nas_compare_on_the_tiny_table(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["paired"]) == {"rl - random", "rl-quick - random", "evolution - random"}
     assert set(summary["finals"]["rl"]) == {"30"}
+    assert set(summary["paired"]["rl - random"]) == {"top5_reward", "regret",
+                                                     "mean_reward_recent"}
     # paired by seed: child k of a seed draws the same table seed whatever samples it
     by = {(r["strategy"], r["seed"], r["child_id"]): r["table_seed"] for r in rows}
     assert all(by[("random", s, c)] == by[("evolution", s, c)]

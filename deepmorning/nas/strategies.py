@@ -216,6 +216,7 @@ def run_compare(run: Any, table: str, strategies: list[str], seeds: list[int],
     optimum = max(arch_test.values())
     topk: dict[str, list[np.ndarray]] = {s: [] for s in strategies}
     regret: dict[str, list[np.ndarray]] = {s: [] for s in strategies}
+    rewards: dict[str, list[np.ndarray]] = {s: [] for s in strategies}
     total = len(strategies) * len(seeds)
 
     with console.progress(total, "NAS compare") as bar:
@@ -225,6 +226,7 @@ def run_compare(run: Any, table: str, strategies: list[str], seeds: list[int],
                                  [arch_test[a] for a in archs], optimum)
             top = C.top_k_curve([c["reward"] for c in children], C.TOP_K)
             topk[strategy].append(top)
+            rewards[strategy].append(np.array([c["reward"] for c in children]))
             regret[strategy].append(reg)
             run.append_rows(ROWS, [
                 {"strategy": strategy, "seed": seed, "child_id": c["child_id"], "arch": a,
@@ -242,13 +244,18 @@ def run_compare(run: Any, table: str, strategies: list[str], seeds: list[int],
     C.plot_bands({s: np.stack(v) for s, v in regret.items()}, run.path / "regret.png",
                  "Regret: table optimum minus the test accuracy of the best-by-validation "
                  "architecture", "test-accuracy regret")
-    return summarize(topk, regret, seeds, settings, optimum)
+    return summarize(topk, regret, rewards, seeds, settings, optimum)
 
 
-def summarize(topk: dict[str, list], regret: dict[str, list], seeds: list[int],
-              settings: Settings, optimum: float) -> dict[str, Any]:
-    """Finals per strategy at each budget (mean, sd over seeds) and, against ``random``, the
-    paired difference per seed (:func:`deepmorning.nas.compare.paired_stats`)."""
+RECENT = 100  # "mean reward": of the last 100 children before a budget (is it still learning?)
+
+
+def summarize(topk: dict[str, list], regret: dict[str, list], rewards: dict[str, list],
+              seeds: list[int], settings: Settings, optimum: float) -> dict[str, Any]:
+    """Finals per strategy at each budget (mean, sd over seeds): top-5 reward, regret, share of
+    seeds that found the optimum, mean reward of the last :data:`RECENT` children (what the
+    strategy samples by then); and, against ``random``, the paired difference per seed
+    (:func:`deepmorning.nas.compare.paired_stats`) at the full budget."""
     import numpy as np
 
     from deepmorning.nas import compare as C
@@ -258,9 +265,11 @@ def summarize(topk: dict[str, list], regret: dict[str, list], seeds: list[int],
         for s in topk:
             top = np.array([curve[budget - 1] for curve in topk[s]])
             reg = np.array([curve[budget - 1] for curve in regret[s]])
+            recent = np.array([r[max(0, budget - RECENT):budget].mean() for r in rewards[s]])
             finals.setdefault(s, {})[str(budget)] = {
                 "top5_reward": _ms(top), "regret": _ms(reg),
-                "optimum_found": round(float(np.mean(reg <= 0)), 4)}
+                "optimum_found": round(float(np.mean(reg <= 0)), 4),
+                "mean_reward_recent": _ms(recent)}
     paired: dict[str, Any] = {}
     if "random" in topk:
         n = settings.samples - 1
@@ -270,6 +279,9 @@ def summarize(topk: dict[str, list], regret: dict[str, list], seeds: list[int],
                                                      [c[n] for c in topk["random"]])),
                 "regret": _round(C.paired_stats([c[n] for c in regret[s]],
                                                 [c[n] for c in regret["random"]])),
+                "mean_reward_recent": _round(C.paired_stats(
+                    [r[-RECENT:].mean() for r in rewards[s]],
+                    [r[-RECENT:].mean() for r in rewards["random"]])),
             }
     return {"strategies": list(topk), "seeds": len(seeds), "samples": settings.samples,
             "table_optimum_test_acc": round(optimum, 4), "finals": finals, "paired": paired,
@@ -296,7 +308,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"after {n} architectures, {summary['seeds']} seeds (mean ± sd; regret = table "
         f"optimum {summary['table_optimum_test_acc']} − test acc of the best-by-validation)",
         [{"strategy": s, "top5 reward": _pm(f[n]["top5_reward"]),
-          "regret": _pm(f[n]["regret"]), "optimum found": f[n]["optimum_found"]}
+          "regret": _pm(f[n]["regret"]), "optimum found": f[n]["optimum_found"],
+          f"mean reward (last {RECENT})": _pm(f[n]["mean_reward_recent"])}
          for s, f in summary["finals"].items()])
     if summary["paired"]:
         console.print_table(
