@@ -341,3 +341,16 @@ def test_bad_table_input_is_one_line(args, fragment, capsys):
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert exit_.value.code == 2 and len(errors) == 1 and fragment in errors[0], err
+
+
+def test_compare_gives_the_same_runs_in_worker_processes(tmp_path):
+    from deepmorning.nas import strategies as ST
+
+    path = fake_table(tmp_path / "t.json.gz", spec=T.get_spec("tiny"))
+    settings = ST.Settings(samples=12, children_per_batch=2, population=4, sample_size=2)
+    runs: dict[int, list] = {1: [], 2: []}
+    for workers in (1, 2):
+        ST.compare(path, ["rl", "random", "evolution"], [0, 1, 2], settings,
+                   lambda s, seed, kids, w=workers: runs[w].append((s, seed, kids)), workers)
+    assert runs[1] == runs[2] and [(s, k) for s, k, _ in runs[1]][:4] == [
+        ("rl", 0), ("random", 0), ("evolution", 0), ("rl", 1)]

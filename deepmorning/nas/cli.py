@@ -290,11 +290,13 @@ def table_build_cmd(settings, space_name: str | None, seeds: int | None, in_flig
               help="Evolution's population P (Real et al. 2019).")
 @click.option("--sample-size", type=click.IntRange(min=1), default=25, show_default=True,
               help="Evolution's sample S (Real et al. 2019).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes running seeds at once (the results do not depend on it).")
 @click.option("--output", type=click.Path(), help="Run directory to create (path or URI).")
 def compare_cmd(strategies: str, seeds: int, samples: int, table: str | None,
                 children_per_controller: int, controller_lr: float | None,
                 baseline_decay: float | None, population: int, sample_size: int,
-                output: str | None) -> None:
+                workers: int, output: str | None) -> None:
     """Compare search strategies on a tabular benchmark, paired by seed (no training, no Ray):
     writes rows.csv, topk.png, regret.png and summary.json, and prints the paired table."""
     import dataclasses
@@ -325,7 +327,7 @@ def compare_cmd(strategies: str, seeds: int, samples: int, table: str | None,
         f"NAS compare on table {spec.name} ({counts['architectures']} architectures, "
         f"{counts['rows']} rows{note}): {', '.join(names)} x {seeds} seeds x {samples} "
         f"architectures -> {run.location}")
-    summary = ST.run_compare(run, path, names, list(range(seeds)), settings)
+    summary = ST.run_compare(run, path, names, list(range(seeds)), settings, workers)
     run.finish(summary)
     ST.print_summary(summary)
     console.console.print(f"run directory: {run.location}")

@@ -184,15 +184,42 @@ def parse_strategies(text: str) -> list[str]:
     return names
 
 
-def compare(table: str, strategies: list[str], seeds: list[int], settings: Settings,
-            on_run: Callable[[str, int, list[Child]], None]) -> None:
-    """Every strategy with every seed; ``on_run(strategy, seed, children)`` after each run."""
+def run_seed(table: str, strategies: list[str], seed: int, settings: Settings
+             ) -> list[tuple[str, list[Child]]]:
+    """Every strategy with one seed, in the order given."""
     from deepmorning.nas.table import table_spec
 
     space = table_spec(table).search_space()
-    for seed in seeds:
-        for strategy in strategies:
-            on_run(strategy, seed, list(run_strategy(strategy, table, space, seed, settings)))
+    return [(s, list(run_strategy(s, table, space, seed, settings))) for s in strategies]
+
+
+def _run_seed_worker(args: tuple) -> list[tuple[str, list[Child]]]:
+    import torch
+
+    torch.set_num_threads(1)
+    return run_seed(*args)
+
+
+def compare(table: str, strategies: list[str], seeds: list[int], settings: Settings,
+            on_run: Callable[[str, int, list[Child]], None], workers: int = 1) -> None:
+    """Every strategy with every seed; ``on_run(strategy, seed, children)`` after each run, in
+    seed order (so the per-seed results of the strategies stay aligned for pairing). With
+    ``workers`` > 1, seeds run in that many processes (each run is deterministic in its seed,
+    so the results are the same)."""
+    if workers <= 1:
+        for seed in seeds:
+            for strategy, children in run_seed(table, strategies, seed, settings):
+                on_run(strategy, seed, children)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")  # no forked copy of torch's or Ray's state
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        jobs = [(table, strategies, seed, settings) for seed in seeds]
+        for seed, runs in zip(seeds, pool.map(_run_seed_worker, jobs), strict=True):
+            for strategy, children in runs:
+                on_run(strategy, seed, children)
 
 
 # -- the comparison's records, summary and plots
@@ -200,7 +227,7 @@ ROWS = "rows.csv"
 
 
 def run_compare(run: Any, table: str, strategies: list[str], seeds: list[int],
-                settings: Settings) -> dict[str, Any]:
+                settings: Settings, workers: int = 1) -> dict[str, Any]:
     """Run the comparison into ``run`` (a :class:`~deepmorning.platform.rundir.RunDir`):
     ``rows.csv`` (one row per child, appended run by run), ``topk.png``, ``regret.png`` and the
     summary (finals per strategy at several budgets, paired statistics against random)."""
@@ -237,7 +264,7 @@ def run_compare(run: Any, table: str, strategies: list[str], seeds: list[int],
             bar.update(done, strategy=strategy, seed=seed, top5=float(top[-1]),
                        regret=float(reg[-1]))
 
-        compare(table, strategies, seeds, settings, on_run)
+        compare(table, strategies, seeds, settings, on_run, workers)
     C.plot_bands({s: np.stack(v) for s, v in topk.items()}, run.path / "topk.png",
                  f"Top-{C.TOP_K} mean reward (Zoph & Le Fig. 6 analogue)",
                  f"mean reward of the top {C.TOP_K} so far")
