@@ -11,6 +11,7 @@ from click.core import ParameterSource
 from deepmorning.platform import console, runtime
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.platform.rundir import (
+    SUMMARY_FILE,
     RunDir,
     default_output,
     open_or_create,
@@ -77,7 +78,11 @@ def nas() -> None:
               help="Let the controller pick strides from {1,2,3} (the paper's variant).")
 @click.option("--baseline-decay", type=click.FloatRange(min=0, max=1, max_open=True))
 @click.option("--entropy-weight", type=click.FloatRange(min=0))
-@click.option("--trainer", hidden=True, help="torch | synthetic | sleep:S | fail:N (testing).")
+@click.option("--trainer",
+              help="How children are trained: torch (default), or table[:PATH][@SECONDS] to "
+                   "look each one up in a tabular benchmark (the shipped table, or PATH; the "
+                   "search space becomes the table's), optionally taking SECONDS. Testing: "
+                   "synthetic | sleep:S | fail:N.")
 @click.option("--cluster-config", type=click.Path(path_type=Path),
               help="Ray launcher YAML or KubeRay manifest: node types the autoscaler can add "
                    "(default: what the running cluster publishes).")
@@ -93,7 +98,7 @@ def search_cmd(settings, preset: str, search_space: str, config_file: Path | Non
                **flags: Any) -> None:
     """Search CNN architectures or recurrent cells; writes history.csv, best.json, summary.json
     and plots."""
-    from deepmorning.nas.config import NASConfig, load_config
+    from deepmorning.nas.config import NASConfig, load_config, use_table_space
 
     given = {k: v for k, v in flags.items() if v is not None}
     if resume is not None:
@@ -115,7 +120,7 @@ def search_cmd(settings, preset: str, search_space: str, config_file: Path | Non
             _set(cfg_dict, OVERRIDES[key], value)
         if predict_strides:
             cfg_dict["space"]["strides"] = [1, 2, 3]
-        cfg = NASConfig.from_dict(cfg_dict)
+        cfg = NASConfig.from_dict(use_table_space(cfg_dict))
         run, resumed = None, False
     from deepmorning.nas.search import load_data, search
     from deepmorning.platform.tracking import prepare_mlflow
@@ -220,10 +225,15 @@ def table_build_cmd(settings, space_name: str | None, seeds: int | None, in_flig
     if resume is not None:
         if space_name is not None:
             console.warn("--space is ignored with --resume: the build's stored space is used")
-        run = RunDir.resume(resume, group="nas")
+        run = RunDir.open(resume)
         cfg = run.config
         if "table_space" not in cfg:
             raise DeepmorningError(f"{run.location} is not a table build")
+        if run.is_finished() and seeds is not None and seeds > cfg["seeds"]:
+            # a finished table grows by seeds: it is an unfinished build again
+            (run.path / SUMMARY_FILE).unlink()
+            run.sync()
+        run = RunDir.resume(resume, group="nas")
         if seeds is not None and seeds != cfg["seeds"]:
             if seeds < cfg["seeds"]:
                 raise DeepmorningError(f"--seeds {seeds} is below the build's {cfg['seeds']}")
@@ -256,3 +266,68 @@ def table_build_cmd(settings, space_name: str | None, seeds: int | None, in_flig
                          | summary["val_acc_quantiles"])
     finally:
         runtime.shutdown()
+
+
+@nas.command("compare")
+@click.option("--strategies", default="rl,random,evolution", show_default=True,
+              help="Comma-separated: rl (the paper's controller settings), rl-quick (the quick "
+                   "preset's lr 0.01 and baseline decay 0.9), random, evolution (regularized "
+                   "evolution, Real et al. 2019).")
+@click.option("--seeds", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Seeds 0..N-1, the same for every strategy (paired).")
+@click.option("--samples", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Architectures each strategy samples per seed.")
+@click.option("--table", "table", default=None,
+              help="A table.json.gz or a `nas table build` run directory (an unfinished "
+                   "build's rows so far count).  [default: the shipped table]")
+@click.option("--children-per-controller", "-m", type=click.IntRange(min=1), default=8,
+              show_default=True, help="Children per controller update (paper 8).")
+@click.option("--controller-lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="The rl strategy's Adam learning rate.  [default: the paper's 0.0006]")
+@click.option("--baseline-decay", type=click.FloatRange(min=0, max=1, max_open=True),
+              default=None, help="The rl strategy's baseline decay.  [default: 0.99]")
+@click.option("--population", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Evolution's population P (Real et al. 2019).")
+@click.option("--sample-size", type=click.IntRange(min=1), default=25, show_default=True,
+              help="Evolution's sample S (Real et al. 2019).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes running seeds at once (the results do not depend on it).")
+@click.option("--output", type=click.Path(), help="Run directory to create (path or URI).")
+def compare_cmd(strategies: str, seeds: int, samples: int, table: str | None,
+                children_per_controller: int, controller_lr: float | None,
+                baseline_decay: float | None, population: int, sample_size: int,
+                workers: int, output: str | None) -> None:
+    """Compare search strategies on a tabular benchmark, paired by seed (no training, no Ray):
+    writes rows.csv, topk.png, regret.png and summary.json, and prints the paired table."""
+    import dataclasses
+
+    from deepmorning.nas import strategies as ST
+    from deepmorning.nas.config import ControllerConfig
+    from deepmorning.nas.table import usable_table
+
+    names = ST.parse_strategies(strategies)
+    path, spec, counts = usable_table(table)
+    controller = ControllerConfig()
+    if controller_lr is not None:
+        controller = dataclasses.replace(controller, lr=controller_lr)
+    if baseline_decay is not None:
+        controller = dataclasses.replace(controller, baseline_decay=baseline_decay)
+    settings = ST.Settings(samples=samples, children_per_batch=children_per_controller,
+                           controller=controller, population=population,
+                           sample_size=sample_size)
+    config = {"table": path, "table_space": spec.name, "table_rows": counts["rows"],
+              "partial_table": counts["missing_rows"] > 0, "strategies": names,
+              "seeds": list(range(seeds)), "settings": dataclasses.asdict(settings)}
+    target = output or default_output("nas", "compare")
+    run, _ = open_or_create(group="nas", name="compare", config=config, output=target,
+                            resume=None)
+    note = (f", partial: {counts['missing_rows']} of {counts['architectures'] * counts['seeds']}"
+            " rows missing" if counts["missing_rows"] else "")
+    console.console.print(
+        f"NAS compare on table {spec.name} ({counts['architectures']} architectures, "
+        f"{counts['rows']} rows{note}): {', '.join(names)} x {seeds} seeds x {samples} "
+        f"architectures -> {run.location}")
+    summary = ST.run_compare(run, path, names, list(range(seeds)), settings, workers)
+    run.finish(summary)
+    ST.print_summary(summary)
+    console.console.print(f"run directory: {run.location}")

@@ -52,6 +52,7 @@ from typing import Any
 from deepmorning.nas.cell import CellSpace
 from deepmorning.nas.child import ChildConfig, check_trainer
 from deepmorning.nas.space import SearchSpace
+from deepmorning.nas.task import table_trainer
 from deepmorning.platform.errors import DeepmorningError
 
 
@@ -150,6 +151,20 @@ class NASConfig:
             check_trainer(self.child.trainer)
         except ValueError as exc:
             raise DeepmorningError(str(exc)) from exc
+        self._check_table_space()
+
+    def _check_table_space(self) -> None:
+        """Children looked up in a table must come from the table's space (fixed depth)."""
+        table = table_trainer(self.child.trainer)
+        if table is None:
+            return
+        from deepmorning.nas.table import usable_table
+
+        _, spec, _ = usable_table(table[0])
+        if self.search_space != "cnn" or self.space.to_dict() != spec.search_space().to_dict():
+            raise DeepmorningError(
+                f"--trainer {self.child.trainer}: the search space must be the table's "
+                f"({spec.name}: {spec.description}); leave the space to the table")
 
     def _check_param_servers(self) -> None:
         """A shard holds whole tensors: more shards than the controller has tensors would leave
@@ -215,6 +230,30 @@ def rnn_quick() -> NASConfig:
 
 PRESETS = {"quick": quick, "paper": paper}
 RNN_PRESETS = {"quick": rnn_quick, "paper": rnn_paper}
+
+
+def use_table_space(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A config dict whose children come from a table (``--trainer table[:PATH]``) searches the
+    table's space: fixed depth, the table's choices, its dataset (recorded; nothing is loaded).
+    A relative PATH is made absolute, so Ray workers find it wherever they run."""
+    table = table_trainer(cfg["child"]["trainer"])
+    if table is None:
+        return cfg
+    from deepmorning.nas.table import table_path, usable_table
+
+    path, wait = table
+    if path is not None:
+        path = str(table_path(path))
+        cfg["child"]["trainer"] = f"table:{path}" + (f"@{wait:g}" if wait else "")
+    _, spec, _ = usable_table(path)
+    strides = cfg.get("space", {}).get("strides")
+    if strides:
+        raise DeepmorningError(f"table {spec.name} has no strides to predict "
+                               "(leave out --predict-strides)")
+    cfg["search_space"] = "cnn"
+    cfg["space"] = spec.search_space().to_dict()
+    cfg["dataset"] = spec.dataset
+    return cfg
 
 
 def load_config(preset: str, config_file: Path | None = None, space: str = "cnn") -> NASConfig:

@@ -285,34 +285,98 @@ def seed_noise(table: dict) -> float:
     return float(np.mean(sds)) if sds else float("nan")
 
 
+def check_table(table: dict) -> dict[str, Any]:
+    """Check a table against its manifest's space: the architecture count is the space's, the
+    seeds are ``0..n-1``, and every (architecture, seed) row is there exactly once (a
+    ``partial`` table, read from an unfinished build, may lack rows but never repeat one).
+    Returns the counts; raises :class:`DeepmorningError` naming the first problem."""
+    m = table["manifest"]
+    spec = m["space"]
+    n = len(enumerate_architectures(SearchSpace.from_dict(spec["space"]), int(spec["layers"])))
+    seeds = [int(s) for s in m["seeds"]]
+    problems = []
+    if int(m["architectures"]) != n:
+        problems.append(f"the manifest says {m['architectures']} architectures, the space "
+                        f"{spec['name']} has {n}")
+    if seeds != list(range(len(seeds))):
+        problems.append(f"the seeds are {seeds}, not 0..{len(seeds) - 1}")
+    keys = [(int(r[0]), int(r[1])) for r in table["rows"]]
+    if len(set(keys)) != len(keys):
+        problems.append(f"{len(keys) - len(set(keys))} (architecture, seed) rows are repeated")
+    outside = [k for k in keys if not (0 <= k[0] < n and k[1] in seeds)]
+    if outside:
+        problems.append(f"{len(outside)} rows lie outside the space or the seeds, e.g. "
+                        f"{outside[0]}")
+    missing = n * len(seeds) - len(set(keys) - set(outside))
+    if missing and not m.get("partial"):
+        problems.append(f"{missing} of {n * len(seeds)} (architecture, seed) rows are missing")
+    if problems:
+        raise DeepmorningError(f"table {spec['name']}: " + "; ".join(problems))
+    return {"architectures": n, "seeds": len(seeds), "rows": len(keys),
+            "covered": len({k[0] for k in keys}), "missing_rows": missing}
+
+
 # -- looking up
 def table_path(spec: str | None) -> Path:
-    """``None``: the shipped default table; a run directory or a ``table.json.gz`` file."""
+    """``None``: the shipped default table; else a ``table.json.gz`` file or a build's run
+    directory (finished: its ``table.json.gz``; unfinished: its ``rows.csv`` so far, a
+    *partial* table)."""
     if not spec:
         path = SHIPPED_DIR / f"{DEFAULT_SPEC}.json.gz"
         if not path.is_file():
             raise DeepmorningError(f"the shipped table {path.name} is missing from this install "
-                                   "(build one with `deepmorning nas table build`)")
+                                   "(build one with `deepmorning nas table build`, or give "
+                                   "a table's path)")
         return path
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        path = path / TABLE_FILE
-    if not path.is_file():
-        raise DeepmorningError(f"no table at {spec} (expected a table.json.gz or a finished "
-                               "`nas table build` run directory)")
-    return path
+    path = Path(spec).expanduser().absolute()
+    if path.is_dir() and (path / TABLE_FILE).is_file():
+        return path / TABLE_FILE
+    if path.is_file() or (path.is_dir() and (path / ROWS_FILE).is_file()):
+        return path
+    raise DeepmorningError(f"no table at {spec} (expected a table.json.gz or a "
+                           "`nas table build` run directory)")
+
+
+def _read_partial(run_dir: Path) -> dict[str, Any]:
+    """An unfinished build as a table: its manifest (``partial``) and the rows so far."""
+    import csv
+
+    try:
+        cfg = json.loads((run_dir / "config.json").read_text())
+        spec = get_spec(cfg["table_space"])
+        with (run_dir / ROWS_FILE).open(newline="") as fh:
+            lines = list(csv.DictReader(fh))
+        rows = []
+        for number, r in enumerate(lines):
+            try:
+                rows.append([int(r["arch"]), int(r["seed"]), float(r["val_acc"]),
+                             float(r["test_acc"]), int(r["params"]), float(r["seconds"])])
+            except (TypeError, ValueError):
+                if number < len(lines) - 1:  # only the last line may be torn (being written)
+                    raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise DeepmorningError(f"{run_dir} is not a `nas table build` run ({exc})") from exc
+    n = len(enumerate_architectures(spec.space, spec.layers))
+    return {"manifest": {"space": spec.to_dict(), "architectures": n,
+                         "seeds": list(range(int(cfg["seeds"]))), "columns": list(COLUMNS),
+                         "partial": True},
+            "rows": sorted(rows)}
 
 
 @functools.lru_cache(maxsize=4)
 def load_table(path: str) -> dict[str, Any]:
-    """The table at ``path`` with a lookup from architecture key to its rows (cached per
-    process: a Ray worker reads it once)."""
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            table = json.load(fh)
-        spec = table["manifest"]["space"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise DeepmorningError(f"{path} is not a deepmorning NAS table ({exc})") from exc
+    """The table at ``path`` (see :func:`table_path`) with a lookup from architecture key to
+    its rows (cached per process: a Ray worker reads it once)."""
+    if Path(path).is_dir():
+        table = _read_partial(Path(path))
+    else:
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                table = json.load(fh)
+            table["manifest"]["space"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DeepmorningError(f"{path} is not a deepmorning NAS table ({exc})") from exc
+    spec = table["manifest"]["space"]
     space = SearchSpace.from_dict(spec["space"])
     archs = enumerate_architectures(space, int(spec["layers"]))
     keys = [arch_key(a) for a in archs]
@@ -324,7 +388,22 @@ def load_table(path: str) -> dict[str, Any]:
     return table
 
 
-def table_spec(path: Path) -> TableSpec:
+def usable_table(spec: str | None) -> tuple[str, TableSpec, dict[str, Any]]:
+    """Resolve, load and check the table a search or a comparison looks children up in:
+    (its path, its :class:`TableSpec`, its counts). Every architecture of the space must have
+    at least one row (a partial build's seeds may still be missing), else one line says how
+    many lack one."""
+    path = str(table_path(spec))
+    counts = check_table(load_table(path))
+    if counts["covered"] < counts["architectures"]:
+        raise DeepmorningError(
+            f"the table at {path} has no row yet for {counts['architectures'] - counts['covered']}"
+            f" of its {counts['architectures']} architectures (finish the build with "
+            "`deepmorning nas table build --resume`)")
+    return path, table_spec(path), counts
+
+
+def table_spec(path: Path | str) -> TableSpec:
     """The :class:`TableSpec` a table was built with (from its manifest)."""
     spec = load_table(str(path))["manifest"]["space"]
     return TableSpec(name=spec["name"], description=spec["description"],

@@ -6,7 +6,9 @@ nothing else until the child needs it, so the synthetic children of tests and be
 fixed-time child; ``fail:N``: child ids divisible by N raise; ``wait:PATH``: child 0 waits until
 the file PATH exists, a replica that is slow for as long as a test wants) run in a worker of
 about 45 MB instead of one holding torch (about 270 MB): 64 concurrent children fit on a small
-machine. The ``torch`` trainer imports :mod:`deepmorning.nas.child` (CNNs) or
+machine. The ``table[:PATH][@SECONDS]`` trainer looks the child up in a tabular benchmark
+(:mod:`deepmorning.nas.table`, torch-free too), optionally taking SECONDS like a real child.
+The ``torch`` trainer imports :mod:`deepmorning.nas.child` (CNNs) or
 :mod:`deepmorning.nas.lm` (recurrent cells) when it starts.
 """
 
@@ -107,6 +109,38 @@ def _train(arch_dict: dict, data: Any, cfg: ChildConfig, lm: Any) -> tuple[dict,
     return result, str(device), torch.get_num_threads()
 
 
+def table_trainer(spec: str) -> tuple[str | None, float] | None:
+    """``table[:PATH][@SECONDS]`` -> (PATH or None for the shipped table, SECONDS); None when
+    ``spec`` is another trainer."""
+    base, at, seconds = spec.rpartition("@")
+    if not at:
+        base, seconds = spec, ""
+    kind, colon, path = base.partition(":")
+    if kind != "table":
+        return None
+    try:
+        wait = float(seconds) if seconds else 0.0
+    except ValueError:
+        raise ValueError(f"trainer '{spec}': SECONDS after '@' must be a number") from None
+    if wait < 0:
+        raise ValueError(f"trainer '{spec}': SECONDS must not be negative")
+    return (path or None) if colon else None, wait
+
+
+def table_child(arch_dict: dict, cfg: ChildConfig, seed: int) -> dict[str, Any]:
+    """A child looked up in a tabular benchmark (:mod:`deepmorning.nas.table`): one seed's
+    training of the architecture, drawn with the child's own ``seed`` (the noise a real search
+    sees), rewarded as the torch trainer rewards (:func:`deepmorning.nas.child.fit`: the table's
+    ``val_acc`` is already the best of the last epochs, raised to ``reward_power``)."""
+    from deepmorning.nas import table
+
+    path, _ = table_trainer(cfg.trainer)
+    row = table.lookup(str(table.table_path(path)), arch_dict, seed)
+    return {"val_acc": row["val_acc"], "reward": row["val_acc"] ** cfg.reward_power,
+            "test_acc": row["test_acc"], "params": row["params"],
+            "table_seed": row["table_seed"]}
+
+
 def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
               lm: Any = None) -> dict[str, Any]:
     """Train (or simulate) one child; the body of the Ray task the search fans out.
@@ -129,7 +163,11 @@ def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
             hide_gpus()
             device = "cpu"
         threads = max(1, cfg.threads)
-        if kind == "sleep":
+        table = table_trainer(cfg.trainer)
+        if table is not None:
+            result = table_child(arch_dict, cfg, seed)
+            time.sleep(table[1])
+        elif kind == "sleep":
             time.sleep(float(arg or 1.0))
         elif kind == "wait":  # testing: child 0 waits until the file ARG exists
             while child_id == 0 and not os.path.exists(arg):
@@ -139,8 +177,9 @@ def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
                 raise RuntimeError(f"child {child_id} failed on purpose (trainer {cfg.trainer})")
         elif kind != "synthetic":
             raise ValueError(f"unknown child trainer '{cfg.trainer}'")
-        acc = _synthetic(arch_dict)
-        result = {"val_acc": acc, "reward": acc, "params": 0}
+        if table is None:
+            acc = _synthetic(arch_dict)
+            result = {"val_acc": acc, "reward": acc, "params": 0}
     result["seconds"] = time.time() - start
     result["node"] = socket.gethostname() + f"/{os.getpid()}"
     result["seed"] = seed
@@ -150,10 +189,19 @@ def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
     return result
 
 
-TRAINERS = ("torch", "synthetic", "sleep:SECONDS", "fail:N", "wait:PATH")
+TRAINERS = ("torch", "table[:PATH][@SECONDS]", "synthetic", "sleep:SECONDS", "fail:N",
+            "wait:PATH")
 
 
 def check_trainer(spec: str) -> None:
+    """Refuse an unknown trainer (ValueError); for ``table``, a table that is not there or
+    not usable (:class:`~deepmorning.platform.errors.DeepmorningError`)."""
+    table = table_trainer(spec)
+    if table is not None:
+        from deepmorning.nas.table import usable_table
+
+        usable_table(table[0])
+        return
     kind, _, arg = spec.partition(":")
     if kind not in {"torch", "synthetic", "sleep", "fail", "wait"}:
         raise ValueError(f"unknown trainer '{spec}' (choose from {', '.join(TRAINERS)})")
