@@ -92,3 +92,20 @@ def test_a_replica_waiting_in_its_thread_does_not_hold_its_group(ray_local):
     ray.kill(first.host)
     for shard in shards:
         ray.kill(shard.host)
+
+
+@pytest.mark.slow  # minutes on 2 loaded CPUs; the paper's layout with instant children
+def test_the_papers_layout_runs_in_a_few_processes(ray_local, tmp_path):
+    """S = 20, K = 100, m = 8 (Zoph & Le 2017, Sec. 3.4): 800 children in flight, hosted in 4
+    server and 4 replica processes; every child id once, every batch applied once per shard."""
+    cfg = _cfg(max_children=800, param_servers=20, controllers=100, children_per_controller=8,
+               cpus_per_child=0.125)
+    run = RunDir.create(tmp_path / "run", "nas", "search", cfg.to_dict())
+    search = Search(cfg, run, resumed=False)
+    hosts = {id(x.host): x.host for x in [*search.shards, *search.replicas]}
+    assert len(hosts) == 2 * ps.AUTO_PROCESSES
+    summary = search.run_search()
+    assert summary["children"] == summary["children_ok"] == 800
+    assert sorted(pd.read_csv(run.path / "history.csv").child_id) == list(range(800))
+    states = ray.get([s.get_state.remote() for s in search.shards])
+    assert all(st["applied"] == list(range(100)) for st in states)
