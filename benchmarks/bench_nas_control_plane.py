@@ -64,28 +64,42 @@ def _title(pid: int) -> str:
         return ""
 
 
+def _kind(pid: int, root: int) -> str:
+    title = _title(pid)
+    if pid == root:
+        return "driver"
+    if title.startswith(("ray::ParameterServerGroup", "ray::ControllerReplicaGroup")):
+        return "control"
+    if title.startswith(("ray::IDLE", "ray::run_child")):
+        return "workers"
+    return "ray_system"  # GCS, raylet, dashboard and its agents, log monitor
+
+
 def memory(root: int) -> dict[str, float]:
-    """RSS and PSS (MB) summed over ``root``'s tree, and its process counts by kind."""
-    rss = pss = 0
-    workers = control = 0
+    """RSS and PSS (MB) summed over ``root``'s tree, RSS by kind of process, and counts."""
+    out = {"rss_mb": 0.0, "pss_mb": 0.0, "driver_rss_mb": 0.0, "control_rss_mb": 0.0,
+           "workers_rss_mb": 0.0, "ray_system_rss_mb": 0.0, "control_processes": 0,
+           "child_workers": 0}
     pids = descendants(root)
     for pid in pids:
+        rss = pss = 0
         try:
             with open(f"/proc/{pid}/smaps_rollup") as fh:
                 for line in fh:
                     if line.startswith("Rss:"):
-                        rss += int(line.split()[1])
+                        rss = int(line.split()[1]) / 1024
                     elif line.startswith("Pss:"):
-                        pss += int(line.split()[1])
+                        pss = int(line.split()[1]) / 1024
         except OSError:
             continue
-        title = _title(pid)
-        if title.startswith(("ray::ParameterServerGroup", "ray::ControllerReplicaGroup")):
-            control += 1
-        elif title.startswith("ray::"):
-            workers += 1  # a child's worker (busy or idle), or Ray's own helpers
-    return {"rss_mb": rss / 1024, "pss_mb": pss / 1024, "processes": len(pids),
-            "ray_workers": workers, "control_processes": control}
+        kind = _kind(pid, root)
+        out["rss_mb"] += rss
+        out["pss_mb"] += pss
+        out[f"{kind}_rss_mb"] += rss
+        out["control_processes"] += kind == "control"
+        out["child_workers"] += kind == "workers"
+    out["processes"] = len(pids)
+    return out
 
 
 # The machine is shared: a run stops itself (SIGKILL of its process group) rather than push
@@ -114,12 +128,11 @@ def _search(args: list[str], kill_at: int | None, history: Path) -> tuple[int, d
     proc = subprocess.Popen([sys.executable, "-m", "deepmorning", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                             start_new_session=True)
-    peak = {"rss_mb": 0.0, "pss_mb": 0.0, "processes": 0, "ray_workers": 0,
-            "control_processes": 0}
+    peak: dict[str, float] = {}
     start = time.time()
     while proc.poll() is None:
         sample = memory(proc.pid)
-        peak = {k: max(peak[k], v) for k, v in sample.items()}
+        peak = {k: max(peak.get(k, 0), v) for k, v in sample.items()}
         if available_mb() < MIN_AVAILABLE_MB:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -195,10 +208,8 @@ def run(layout: str, children: int, child_seconds: float, cpus_per_child: float,
     ideal = k * m / child_seconds * 3600
     first = min(k * m, len(done)) - 1  # steady state: after the first K x m children
     steady = (len(done) - 1 - first) / max(1e-9, done[-1] - done[first]) * 3600
+    row.update({f"peak_{key}": round(value) for key, value in peak.items()})
     row.update({
-        "peak_rss_mb": round(peak["rss_mb"]), "peak_pss_mb": round(peak["pss_mb"]),
-        "peak_processes": peak["processes"], "peak_ray_workers": peak["ray_workers"],
-        "control_processes": peak["control_processes"],
         "cli_wall_s": round(wall, 1), "search_wall_s": summary["wall_seconds"],
         "per_hour": summary["children_per_hour"], "per_hour_steady": round(steady),
         "ideal_per_hour": round(ideal), "steady/ideal": round(steady / ideal, 4),
