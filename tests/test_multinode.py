@@ -67,7 +67,7 @@ def test_the_control_plane_runs_on_the_drivers_node(cluster, tmp_path, monkeypat
     summary = search.run_search()
 
     driver = ray.get_runtime_context().get_node_id()
-    placed = [_node_of(actor) for actor in [*search.shards, *search.replicas]]
+    placed = [_node_of(actor.host) for actor in [*search.shards, *search.replicas]]
     assert placed == [driver] * (cfg.param_servers + cfg.controllers)
     assert summary["children"] == 6 and summary["children_ok"] == 6
     for i in range(cfg.param_servers):  # each server's state reached the URI

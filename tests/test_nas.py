@@ -283,7 +283,7 @@ def test_two_run_seeds_share_no_sampling_stream(ray_local, strategy):
                 ray.get(replica.update.remote(batch, [], [], None))  # close it
                 archs[(seed, k, batch)] = out["archs"]
     for replica in [*replicas[0], *replicas[1]]:
-        ray.kill(replica)
+        ray.kill(replica.host)  # the process hosting it (and its group mates)
     assert all([len(a["layers"]) for a in batch] == [3, 4, 4] for batch in archs.values())
     for batch in (0, 1):  # reproducible for the seed, whichever replica samples the batch
         assert archs[(0, 0, batch)] == archs[(0, 1, batch)]

@@ -82,7 +82,7 @@ def _die(search: Search) -> None:
     if search.pending:
         ray.wait(list(search.pending), num_returns=len(search.pending), timeout=120)
     for actor in [*search.shards, *search.replicas]:
-        ray.kill(actor, no_restart=True)
+        ray.kill(actor.host, no_restart=True)  # the process hosting it
     search.journal.close()
 
 
@@ -200,7 +200,7 @@ def test_the_pushed_gradient_is_the_gradient_at_the_sampling_parameters(ray_loca
                                      state_dir=tmp_path)  # gradients stay in `waiting`
     (replica,) = ps.start_replicas(1, space, cfg, shards, names, "rl", seed=0)
     batch = ray.get(replica.sample.remote(0, 3, 3))
-    ray.kill(replica, no_restart=False)  # a restart forgets everything it held
+    ray.kill(replica.host, no_restart=False)  # a restart forgets everything it held
     for shard in shards:  # other replicas' updates moved the parameters meanwhile
         state = ray.get(shard.get_state.remote())
         state["params"] = {k: v + 0.05 for k, v in state["params"].items()}

@@ -34,6 +34,8 @@ OVERRIDES: dict[str, tuple[str, ...]] = {
     "gpus_per_child": ("gpus_per_child",),
     "cpus_per_child": ("cpus_per_child",),
     "apply_every": ("apply_every",),
+    "server_processes": ("server_processes",),
+    "replica_processes": ("replica_processes",),
     "baseline_decay": ("controller", "baseline_decay"),
     "entropy_weight": ("controller", "entropy_weight"),
     "trainer": ("child", "trainer"),
@@ -74,6 +76,10 @@ def nas() -> None:
 @click.option("--cpus-per-child", type=click.FloatRange(min=0))
 @click.option("--apply-every", type=click.IntRange(min=1),
               help="Servers apply an update after this many gradients (paper PTB: 10).")
+@click.option("--server-processes", type=click.IntRange(min=0),
+              help="Processes hosting the S shards (default 0: min(S, 4)).")
+@click.option("--replica-processes", type=click.IntRange(min=0),
+              help="Processes hosting the K replicas, one thread each (default 0: min(K, 4)).")
 @click.option("--predict-strides", is_flag=True, default=None,
               help="Let the controller pick strides from {1,2,3} (the paper's variant).")
 @click.option("--baseline-decay", type=click.FloatRange(min=0, max=1, max_open=True))

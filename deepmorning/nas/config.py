@@ -89,6 +89,10 @@ class NASConfig:
     controllers: int = 100
     children_per_controller: int = 8
     apply_every: int = 1  # servers apply an update after this many gradients (PTB: 10)
+    # Processes hosting the S shards and the K replicas (0: at most ps.AUTO_PROCESSES each).
+    # Not the paper's: a deployment choice (each process holding torch costs about 270 MB).
+    server_processes: int = 0
+    replica_processes: int = 0
     cpus_per_child: float = 1.0
     gpus_per_child: float = 1.0
     child_retries: int = 2
@@ -135,6 +139,8 @@ class NASConfig:
             (self.controllers >= 1, "--controllers must be at least 1"),
             (self.children_per_controller >= 1, "--children-per-controller must be at least 1"),
             (self.apply_every >= 1, "--apply-every must be at least 1"),
+            (self.server_processes >= 0 and self.replica_processes >= 0,
+             "--server-processes and --replica-processes must not be negative"),
             (self.gpus_per_child >= 0 and self.cpus_per_child >= 0,
              "--gpus-per-child and --cpus-per-child must not be negative"),
             (self.child.epochs >= 1, "--child-epochs must be at least 1"),

@@ -201,11 +201,11 @@ class Search:
         self._repair_history()
         self.shards, names = ps.start_servers(
             cfg.arch_space, cfg.controller, cfg.param_servers, cfg.apply_every, cfg.seed,
-            state_dir=run.checkpoints,
+            state_dir=run.checkpoints, processes=cfg.server_processes,
         )
         self.replicas = ps.start_replicas(
             cfg.controllers, cfg.arch_space, cfg.controller, self.shards, names, cfg.strategy,
-            cfg.seed,
+            cfg.seed, processes=cfg.replica_processes,
         )
         self.child_cfg = dataclasses.replace(
             cfg.child, seed=cfg.seed, threads=max(1, math.ceil(cfg.cpus_per_child)),
