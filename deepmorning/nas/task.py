@@ -70,6 +70,18 @@ def hide_gpus() -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
+def node_label() -> str:
+    """Where a child ran, for the history's ``node`` column: ``host/node/pid``, ``node`` the
+    first 12 hex digits of the Ray node id (several Ray nodes can share a host: the raylets of
+    ``ray.cluster_utils.Cluster``, or pods on one machine); ``host/pid`` outside Ray."""
+    label = socket.gethostname()
+    import ray  # already imported in a Ray worker: no cost
+
+    if ray.is_initialized():
+        label += "/" + ray.get_runtime_context().get_node_id()[:12]
+    return f"{label}/{os.getpid()}"
+
+
 def synthetic_reward(arch: Any) -> float:
     """Share of layers whose filter height is 3: a reward the controller can learn quickly."""
     return sum(layer.filter_height == 3 for layer in arch.layers) / max(1, len(arch))
@@ -142,7 +154,7 @@ def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
         acc = _synthetic(arch_dict)
         result = {"val_acc": acc, "reward": acc, "params": 0}
     result["seconds"] = time.time() - start
-    result["node"] = socket.gethostname() + f"/{os.getpid()}"
+    result["node"] = node_label()
     result["seed"] = seed
     result["device"] = device
     result["threads"] = threads
