@@ -96,7 +96,7 @@ def lose(nodes: Any, node_id: str) -> None:
 
 def short(node_id: str) -> str:
     """A node id as the history's ``node`` column shows it (deepmorning.nas.task.node_label)."""
-    return node_id[:12]
+    return node_id[-12:]
 
 
 def _node_of(actor) -> str:

@@ -4,7 +4,10 @@ A Ray worker that runs a child imports this module (and unpickles :class:`ChildC
 nothing else until the child needs it, so the synthetic children of tests and benchmarks
 (``synthetic``: reward = share of layers with filter height 3, no training; ``sleep:SECONDS``: a
 fixed-time child; ``fail:N``: child ids divisible by N raise; ``wait:PATH``: child 0 waits until
-the file PATH exists, a replica that is slow for as long as a test wants) run in a worker of
+the file PATH exists, a replica that is slow for as long as a test wants; ``gpu-ids``: the
+synthetic reward, and the GPU ids Ray assigned the child in its ``device`` column, without
+touching CUDA: for clusters whose GPUs are declared, not real, such as ``clusters/fake.yaml``)
+run in a worker of
 about 45 MB instead of one holding torch (about 270 MB): 64 concurrent children fit on a small
 machine. The ``torch`` trainer imports :mod:`deepmorning.nas.child` (CNNs) or
 :mod:`deepmorning.nas.lm` (recurrent cells) when it starts.
@@ -72,13 +75,14 @@ def hide_gpus() -> None:
 
 def node_label() -> str:
     """Where a child ran, for the history's ``node`` column: ``host/node/pid``, ``node`` the
-    first 12 hex digits of the Ray node id (several Ray nodes can share a host: the raylets of
-    ``ray.cluster_utils.Cluster``, or pods on one machine); ``host/pid`` outside Ray."""
+    last 12 hex digits of the Ray node id (several Ray nodes can share a host: the raylets of
+    ``ray.cluster_utils.Cluster`` or of the fake autoscaler, whose ids differ only at the end);
+    ``host/pid`` outside Ray."""
     label = socket.gethostname()
     import ray  # already imported in a Ray worker: no cost
 
     if ray.is_initialized():
-        label += "/" + ray.get_runtime_context().get_node_id()[:12]
+        label += "/" + ray.get_runtime_context().get_node_id()[-12:]
     return f"{label}/{os.getpid()}"
 
 
@@ -132,6 +136,13 @@ def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
     if kind == "torch":
         result, device, threads = _train(arch_dict, data, dataclasses.replace(cfg, seed=seed),
                                          lm)
+    elif kind == "gpu-ids":  # testing: the GPUs Ray assigned, never touching CUDA
+        import ray
+
+        device = "ray-gpus:" + ",".join(str(i) for i in ray.get_gpu_ids())
+        threads = max(1, cfg.threads)
+        acc = _synthetic(arch_dict)
+        result = {"val_acc": acc, "reward": acc, "params": 0}
     else:
         if cfg.gpus > 0:  # a synthetic child given a GPU must be able to use it, like a real one
             from deepmorning.nas.child import child_device
@@ -162,12 +173,12 @@ def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
     return result
 
 
-TRAINERS = ("torch", "synthetic", "sleep:SECONDS", "fail:N", "wait:PATH")
+TRAINERS = ("torch", "synthetic", "sleep:SECONDS", "fail:N", "wait:PATH", "gpu-ids")
 
 
 def check_trainer(spec: str) -> None:
     kind, _, arg = spec.partition(":")
-    if kind not in {"torch", "synthetic", "sleep", "fail", "wait"}:
+    if kind not in {"torch", "synthetic", "sleep", "fail", "wait", "gpu-ids"}:
         raise ValueError(f"unknown trainer '{spec}' (choose from {', '.join(TRAINERS)})")
     if kind in {"sleep", "fail"} and arg:
         float(arg)
