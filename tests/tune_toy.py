@@ -4,7 +4,8 @@ Loaded with ``DEEPMORNING_TUNE_MODULES=tune_toy`` (and ``tests/`` on ``PYTHONPAT
 the trainable contract of :mod:`deepmorning.tuning.registry` like a real model: seeded data,
 one report per epoch with a checkpoint, restore from the latest checkpoint, pictures from a
 checkpoint. ``TUNE_TOY_LOG`` names a file that gets one line per epoch actually trained
-(``trial_id epoch``), so tests can tell a resumed trial from a re-run one; ``sleep`` slows an
+(``trial_id epoch``), so tests can tell a resumed trial from a re-run one (``TUNE_TOY_NODE_LOG``:
+the same lines with the Ray node id added); ``sleep`` slows an
 epoch down so a test can kill the driver mid-run.
 """
 
@@ -43,6 +44,13 @@ def _log(epoch: int) -> None:
     if path:
         with open(path, "a") as fh:
             fh.write(f"{tune.get_context().get_trial_id()} {epoch}\n")
+    path = os.environ.get("TUNE_TOY_NODE_LOG")
+    if path:  # the same with the Ray node the epoch ran on
+        import ray
+
+        with open(path, "a") as fh:
+            fh.write(f"{tune.get_context().get_trial_id()} {epoch} "
+                     f"{ray.get_runtime_context().get_node_id()}\n")
 
 
 def train(config: dict[str, Any]) -> None:

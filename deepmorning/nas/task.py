@@ -4,7 +4,10 @@ A Ray worker that runs a child imports this module (and unpickles :class:`ChildC
 nothing else until the child needs it, so the synthetic children of tests and benchmarks
 (``synthetic``: reward = share of layers with filter height 3, no training; ``sleep:SECONDS``: a
 fixed-time child; ``fail:N``: child ids divisible by N raise; ``wait:PATH``: child 0 waits until
-the file PATH exists, a replica that is slow for as long as a test wants) run in a worker of
+the file PATH exists, a replica that is slow for as long as a test wants; ``gpu-ids``: the
+synthetic reward, and the GPU ids Ray assigned the child in its ``device`` column, without
+touching CUDA: for clusters whose GPUs are declared, not real, such as ``clusters/fake.yaml``)
+run in a worker of
 about 45 MB instead of one holding torch (about 270 MB): 64 concurrent children fit on a small
 machine. The ``table[:PATH][@SECONDS]`` trainer looks the child up in a tabular benchmark
 (:mod:`deepmorning.nas.table`, torch-free too), optionally taking SECONDS like a real child.
@@ -70,6 +73,19 @@ def hide_gpus() -> None:
     """Hide every GPU from this process (effective while CUDA is not initialised in it): Ray
     does not hide GPUs from a task that asked for none."""
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def node_label() -> str:
+    """Where a child ran, for the history's ``node`` column: ``host/node/pid``, ``node`` the
+    last 12 hex digits of the Ray node id (several Ray nodes can share a host: the raylets of
+    ``ray.cluster_utils.Cluster`` or of the fake autoscaler, whose ids differ only at the end);
+    ``host/pid`` outside Ray."""
+    label = socket.gethostname()
+    import ray  # already imported in a Ray worker: no cost
+
+    if ray.is_initialized():
+        label += "/" + ray.get_runtime_context().get_node_id()[-12:]
+    return f"{label}/{os.getpid()}"
 
 
 def synthetic_reward(arch: Any) -> float:
@@ -154,6 +170,13 @@ def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
     if kind == "torch":
         result, device, threads = _train(arch_dict, data, dataclasses.replace(cfg, seed=seed),
                                          lm)
+    elif kind == "gpu-ids":  # testing: the GPUs Ray assigned, never touching CUDA
+        import ray
+
+        device = "ray-gpus:" + ",".join(str(i) for i in ray.get_gpu_ids())
+        threads = max(1, cfg.threads)
+        acc = _synthetic(arch_dict)
+        result = {"val_acc": acc, "reward": acc, "params": 0}
     else:
         if cfg.gpus > 0:  # a synthetic child given a GPU must be able to use it, like a real one
             from deepmorning.nas.child import child_device
@@ -181,7 +204,7 @@ def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
             acc = _synthetic(arch_dict)
             result = {"val_acc": acc, "reward": acc, "params": 0}
     result["seconds"] = time.time() - start
-    result["node"] = socket.gethostname() + f"/{os.getpid()}"
+    result["node"] = node_label()
     result["seed"] = seed
     result["device"] = device
     result["threads"] = threads
@@ -190,7 +213,7 @@ def run_child(child_id: int, arch_dict: dict, data: Any, cfg: ChildConfig,
 
 
 TRAINERS = ("torch", "table[:PATH][@SECONDS]", "synthetic", "sleep:SECONDS", "fail:N",
-            "wait:PATH")
+            "wait:PATH", "gpu-ids")
 
 
 def check_trainer(spec: str) -> None:
@@ -203,7 +226,7 @@ def check_trainer(spec: str) -> None:
         usable_table(table[0])
         return
     kind, _, arg = spec.partition(":")
-    if kind not in {"torch", "synthetic", "sleep", "fail", "wait"}:
+    if kind not in {"torch", "synthetic", "sleep", "fail", "wait", "gpu-ids"}:
         raise ValueError(f"unknown trainer '{spec}' (choose from {', '.join(TRAINERS)})")
     if kind in {"sleep", "fail"} and arg:
         float(arg)

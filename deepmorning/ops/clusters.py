@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from deepmorning.ops import cluster_config, kuberay_config
+from deepmorning.ops import cluster_config, fake_cluster, kuberay_config
 from deepmorning.platform import console
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.platform.yamlfile import get_in
@@ -210,6 +210,16 @@ def _check_token_mount(config: Mapping[str, Any]) -> None:
             )
 
 
+def _fake_up(cfg: Mapping[str, Any]) -> None:
+    """``cluster up`` of a fake_multinode config: the head on this machine (no ``ray up``)."""
+    state = fake_cluster.up(cfg, ray_cli())
+    name = state["name"]
+    click.echo(f"fake cluster {name} is up: head pid {state['pid']}, GCS "
+               f"{state['gcs_address']}, dashboard {state['dashboard_url']} (log {state['log']})")
+    click.echo(f"next: deepmorning job submit --address {state['dashboard_url']} -- nas search "
+               "...   # then: deepmorning cluster down clusters/fake.yaml")
+
+
 # -- commands -------------------------------------------------------------------------------------
 @click.group()
 def cluster() -> None:
@@ -266,6 +276,9 @@ def up(config: str, yes: bool, no_preflight: bool, ssh_timeout: float,
     """Start or update a cluster: `ray up CONFIG` after validation and pre-flight."""
     path = config_path(config)
     cfg = load_launcher_config(path)
+    if fake_cluster.is_fake(cfg):
+        _fake_up(cfg)
+        return
     _check_token_mount(cfg)
     if not no_preflight:
         checks = preflight(cfg, timeout=ssh_timeout)
@@ -288,7 +301,12 @@ def up(config: str, yes: bool, no_preflight: bool, ssh_timeout: float,
 def down(config: str, yes: bool, ray_args: tuple[str, ...]) -> None:
     """Tear a cluster down: `ray down CONFIG`."""
     path = config_path(config)
-    load_launcher_config(path)
+    cfg = load_launcher_config(path)
+    if fake_cluster.is_fake(cfg):
+        pids = fake_cluster.down(str(cfg["cluster_name"]))
+        click.echo(f"fake cluster {cfg['cluster_name']} is down: stopped {len(pids)} "
+                   f"process(es) ({' '.join(map(str, pids))})")
+        return
     run_ray(["down", str(path.resolve()), *(["--yes"] if yes else []), *ray_args], path)
 
 

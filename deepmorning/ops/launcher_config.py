@@ -81,7 +81,13 @@ def _ray_prepare_and_validate(config: Mapping[str, Any]) -> list[str]:
     try:
         # Ray's cli_logger prints its own PANIC lines before raising: keep them out of ours.
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            prepared = util.prepare_config(copy.deepcopy(dict(config)))
+            if get_in(config, "provider", "type") == "fake_multinode":
+                # Ray's wheel lacks the provider's defaults file (fake_multi_node/example.yaml)
+                # that prepare_config merges in; the autoscaler reads the config as written,
+                # so it must be complete (clusters/fake.yaml is).
+                prepared = copy.deepcopy(dict(config))
+            else:
+                prepared = util.prepare_config(copy.deepcopy(dict(config)))
             util.validate_config(prepared)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - cli_logger.abort raises click errors
         text = getattr(exc, "message", None) or str(exc) or type(exc).__name__

@@ -34,6 +34,28 @@ from deepmorning.rl.replay import TransitionReplayBuffer
 #: Key of the EnvRunners' random state in DQN's and DDPG's checkpoints.
 RUNNER_RANDOM_STATE = "env_runner_random_state"
 
+#: RLlib's fault-tolerance settings for DQN's and DDPG's EnvRunners (``AlgorithmConfig.
+#: fault_tolerance``), set explicitly so that a change of RLlib's defaults does not change what
+#: a lost node costs. A remote EnvRunner is a Ray actor restarted by Ray (``max_restarts``) when
+#: its process or node dies; the iteration that lost it samples from the EnvRunners left (a
+#: lost fragment only shortens that iteration; the replay is the Learner's, in the driver,
+#: so nothing stored is lost), and the next iteration's health probe syncs the restarted one
+#: with the current weights. Seen with a node killed under a DQN run: tests/test_multinode.py.
+FAULT_TOLERANCE: dict[str, Any] = {
+    "restart_failed_env_runners": True,  # Ray restarts a lost EnvRunner on any node that fits
+    "max_num_env_runner_restarts": 1000,  # per EnvRunner: a long run on spot nodes
+    # An EnvRunner whose env raised sleeps this long before it exits and is restarted
+    # (back-pressure against a crash loop); a lost node is not delayed by it.
+    "delay_between_env_runner_restarts_s": 10.0,
+    # Iterations in a row without one healthy EnvRunner before the run stops with an error.
+    "num_consecutive_env_runner_failures_tolerance": 100,
+}
+
+
+def fault_tolerant(config: Any) -> Any:
+    """``config`` with :data:`FAULT_TOLERANCE` applied (DQN's and DDPG's ``build_config``)."""
+    return config.fault_tolerance(**FAULT_TOLERANCE)
+
 
 def sample_into_replay(algo: Any, replay: TransitionReplayBuffer) -> int:
     """Every EnvRunner acts for one fragment; the episodes go into ``replay``.

@@ -41,6 +41,11 @@ ASHA_REDUCTION = 2  # successive halving: keep the better half at each rung
 PBT_INTERVALS = 4  # PBT perturbs a trial this many times over its epochs
 KEEP = 2  # best checkpoints kept per trial (and, always, the latest)
 PBT_KEEP = 4  # checkpoints kept per trial under PBT: others may still exploit older ones
+#: Times Tune restarts a failed trial from its latest checkpoint (``FailureConfig.max_failures``)
+#: before recording it as errored. A lost node (its trial actor dead with it) is the failure this
+#: is for: the trial goes on elsewhere from its last epoch (tests/test_multinode.py). Tune counts
+#: an exception of the trainable the same way, so a trainable that raises is tried 1 + 2 times.
+TRIAL_RETRIES = 2
 
 
 @dataclass
@@ -270,7 +275,7 @@ def build_tuner(cfg: Mapping[str, Any], model: registry.TuneModel, run: rundir.R
             checkpoint_config=tune.CheckpointConfig(  # the best ones and, always, the latest
                 num_to_keep=PBT_KEEP if cfg["scheduler"] == "pbt" else KEEP,
                 checkpoint_score_attribute=cfg["metric"], checkpoint_score_order=cfg["mode"]),
-            failure_config=tune.FailureConfig(max_failures=0)),
+            failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES)),
     )
 
 

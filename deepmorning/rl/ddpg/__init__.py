@@ -47,10 +47,12 @@ def check_spaces(obs_space: gym.Space, action_space: gym.Space, env_id: str) -> 
 def build_config(run: Mapping[str, Any]):
     """An RLlib :class:`DDPGConfig` for a run config (env, hyperparameters, seed, resources)."""
     from deepmorning.rl.ddpg.algorithm import config_from_hyperparameters
+    from deepmorning.rl.offpolicy import fault_tolerant
 
     config = config_from_hyperparameters(run["hyperparameters"], seed=run.get("seed"))
     config.environment(env=envs.register(), env_config={"id": run["env"], "train": True})
     config.env_runners(num_env_runners=run.get("num_env_runners", 0))
+    fault_tolerant(config)  # a lost EnvRunner (its node) is restarted
     config.learners(num_learners=0, num_gpus_per_learner=run.get("num_gpus_per_learner", 0))
     return config
 

@@ -49,6 +49,7 @@ def env_config(env_id: str, hp: Mapping[str, Any]) -> dict[str, Any]:
 def build_config(run: Mapping[str, Any]):
     """An RLlib :class:`DQNConfig` for a run config (env, hyperparameters, seed, resources)."""
     from deepmorning.rl.dqn.algorithm import HYPERPARAMETERS, DQNConfig
+    from deepmorning.rl.offpolicy import fault_tolerant
 
     hp = dict(run["hyperparameters"])
     config = DQNConfig()
@@ -63,6 +64,7 @@ def build_config(run: Mapping[str, Any]):
                        num_envs_per_env_runner=hp.get("num_envs", 1), num_cpus_per_env_runner=1,
                        batch_mode="truncate_episodes")
     config.env_runners(rollout_fragment_length=config.rollout_fragment_length_for())
+    fault_tolerant(config)  # a lost EnvRunner (its node) is restarted
     config.learners(num_learners=0, num_gpus_per_learner=run.get("num_gpus_per_learner", 0))
     # RLlib's per-tensor finite checks cost a device sync each; DQNLearner.apply_gradients
     # skips a non-finite update whole instead (deepmorning.rl.gradients).
