@@ -91,8 +91,7 @@ def run_search(strategy: str, table: str, space: SearchSpace, seed: int, setting
         server = ps.ParameterServer(0, ps.initial_parameters(space, ccfg, seed), ccfg.lr,
                                     settings.apply_every)
         # No shard names: the replica never reaches for a Ray actor; its pushes go to `server`.
-        replica = ps.ControllerReplica(0, space.to_dict(), dataclasses.asdict(ccfg), [], [],
-                                       base, seed)
+        replica = ps.ControllerReplica(0, space, ccfg, None, base, seed)
         baseline: float | None = None
         next_child, batch_id = 0, 0
         while next_child < settings.samples:
