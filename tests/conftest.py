@@ -51,6 +51,9 @@ class CliResult:
     stdout: str
     stderr: str
 
+    def __iter__(self):  # code, out, err = run_main(...)
+        return iter((self.returncode, self.stdout, self.stderr))
+
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path | None = None,
             ) -> CliResult:

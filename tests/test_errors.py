@@ -20,23 +20,11 @@ from pathlib import Path
 
 import click
 import pytest
-from conftest import default_sigint, free_port, run_cli
+from conftest import default_sigint, free_port, run_cli, run_main
 
 from deepmorning import cli as cli_mod
 from deepmorning.platform import errors
 from deepmorning.platform.rundir import RunDir
-
-
-def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    """``deepmorning ARGS`` in this process: (exit status, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        cli_mod.main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line(code: int, err: str, *fragments: str) -> str:

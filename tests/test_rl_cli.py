@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import ray
 import torch
-from conftest import published_node_groups, run_cli
+from conftest import published_node_groups, run_cli, run_main
 
 from deepmorning.platform.errors import DeepmorningError
 from deepmorning.platform.rundir import RunDir
@@ -108,25 +108,12 @@ def test_readme_rl_line_survives_kill_resume_and_evaluate_from_relative_runs(alg
 
 
 # -- the job around the training: resources, --resume flags, Ray shut down --------------------
-def _main(capsys, *args: str) -> tuple[int, str]:
-    """``deepmorning ARGS`` in this process: (exit status, stderr)."""
-    from deepmorning import cli
-
-    capsys.readouterr()
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_a_gpu_learner_without_a_gpu_here_is_one_line_and_ray_is_shut_down(tmp_path, capsys):
     """The Learner runs in the driver: ``--num-gpus-per-learner 1`` on a CPU machine is one
     line (was RLlib's AssertionError, status 1, and a run directory left behind)."""
-    code, err = _main(capsys, "rl", "train", "dqn", "--env", "CartPole-v1",
-                      "--num-gpus-per-learner", "1", "--output", str(tmp_path / "run"))
+    code, _, err = run_main(capsys, "rl", "train", "dqn", "--env", "CartPole-v1",
+                                 "--num-gpus-per-learner", "1", "--output", str(tmp_path / "run"))
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith("error: the learner asks for 1 GPU but runs in this driver")
@@ -154,11 +141,11 @@ def test_flags_given_with_resume_are_named_and_ray_is_shut_down(tmp_path, capsys
     req = runner.TrainRequest(algo="dqn", env="CartPole-v1", timesteps=256, eval_episodes=2)
     cfg = runner.resolve_config(req)
     run = RunDir.create(tmp_path / "run", "rl", "dqn-cartpole-v1", cfg)  # stopped at once
-    code, err = _main(capsys, "rl", "train", "dqn", "--env", "Pendulum-v1", "--resume",
-                      str(run.path))
+    code, _, err = run_main(capsys, "rl", "train", "dqn", "--env", "Pendulum-v1", "--resume",
+                            str(run.path))
     assert code == 2 and "is a run on CartPole-v1, not Pendulum-v1" in err
-    code, err = _main(capsys, "rl", "train", "dqn", "--env", "CartPole-v1", "--resume",
-                      str(run.path), "--timesteps", "5", "--seed", "3", "--set", "lr=0.1")
+    code, _, err = run_main(capsys, "rl", "train", "dqn", "--env", "CartPole-v1", "--resume",
+                            str(run.path), "--timesteps", "5", "--seed", "3", "--set", "lr=0.1")
     assert code == 0, err
     assert "warning: resuming uses the run's stored configuration; ignoring --seed, --set, " \
         "--timesteps" in err
