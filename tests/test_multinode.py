@@ -162,16 +162,21 @@ def _nas_config(**overrides: Any) -> NASConfig:
     return NASConfig.from_dict(cfg)
 
 
-def _when_journaled(path: Path, event: str, then) -> threading.Thread:
-    """Run ``then()`` in a thread once the journal at ``path`` holds an ``event`` line."""
+def _when(ready, then) -> threading.Thread:
+    """Run ``then()`` in a thread once ``ready()`` is true (a deterministic trigger)."""
     def watch() -> None:
-        while not (path.is_file() and f'"e":"{event}"' in path.read_text()):
+        while not ready():
             time.sleep(0.05)
         then()
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
+
+
+def _when_journaled(path: Path, event: str, then) -> threading.Thread:
+    """Run ``then()`` in a thread once the journal at ``path`` holds an ``event`` line."""
+    return _when(lambda: path.is_file() and f'"e":"{event}"' in path.read_text(), then)
 
 
 @pytest.mark.nodeloss
@@ -223,14 +228,7 @@ def _actors_on_workers(class_name: str, head: str) -> list[str]:
 
 def _when_rows(path: Path, rows: int, then) -> threading.Thread:
     """Run ``then()`` in a thread once the CSV at ``path`` has ``rows`` data rows."""
-    def watch() -> None:
-        while not (path.is_file() and len(path.read_text().splitlines()) > rows):
-            time.sleep(0.05)
-        then()
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+    return _when(lambda: path.is_file() and len(path.read_text().splitlines()) > rows, then)
 
 
 @pytest.mark.nodeloss
